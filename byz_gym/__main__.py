@@ -1,0 +1,3 @@
+from byz_gym.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""Run one policy on one env for one seed and summarise the run."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from byz_gym.policy import Decision, Policy, RoundInput
+
+__all__ = ["RunResult", "run_episode"]
+
+
+@dataclass
+class RunResult:
+    """Summary of one training run; ``to_dict`` is the JSON record the CLI prints."""
+
+    env: str
+    policy: str
+    seed: int
+    rounds: int  # rounds actually run (fewer than asked if the run diverged)
+    final_test_accuracy: float
+    byzantine_credit_mass: float  # mean over rounds of the credit on Byzantine workers (NaN if no credit)
+    final_qv_loss: float
+    wall_seconds: float
+    privileged: bool = False
+    terminated: bool = False
+    termination_reason: str = ""
+    total_reward: float = 0.0
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    accuracy_curve: list[tuple[int, float]] = field(default_factory=list)  # (round, test accuracy)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe record: tuples become lists, NaN and Inf become ``None``."""
+        record = asdict(self)
+        record["accuracy_curve"] = [list(point) for point in self.accuracy_curve]
+        return _json_safe(record)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _step(env: Any, decision: Decision):
+    if decision.action is not None:
+        return env.step(decision.action)
+    if decision.credit is not None:
+        credit = decision.credit
+        if isinstance(credit, torch.Tensor):
+            credit = credit.detach().cpu().numpy()
+        return env.step_credit(credit)
+    return env.step_update(decision.update)
+
+
+def run_episode(
+    env_id: str,
+    policy: Policy,
+    *,
+    seed: int = 0,
+    rounds: int | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> RunResult:
+    """Train the env's model for ``rounds`` rounds (default: its horizon) with ``policy`` choosing
+    each round's credit. Test accuracy is recorded at the env's evaluation cadence and at the end.
+    """
+    env_kwargs = dict(env_kwargs or {})
+    wrapped = gym.make(env_id, **env_kwargs)
+    env = wrapped.unwrapped
+    rounds = env.scenario.horizon if rounds is None else int(rounds)
+    if rounds < 1:
+        raise ValueError(f"rounds must be a positive integer, got {rounds}")
+    start = time.perf_counter()
+    observation, info = env.reset(seed=seed)
+    policy.reset(env, seed)
+    curve = [(0, info["test_accuracy"])]
+    credit_mass: list[float] = []
+    total_reward, terminated, reason = 0.0, False, ""
+    iterator = range(rounds)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc=f"{policy.name} on {env_id}", unit="round", leave=False)
+    for _ in iterator:
+        decision = policy.act(RoundInput(observation, info, lambda: env.submissions))
+        observation, reward, terminated, _, info = _step(env, decision)
+        policy.observe(reward, info)
+        total_reward += reward
+        credit_mass.append(info["byzantine_credit"])
+        if info["test_accuracy_round"] != curve[-1][0]:
+            curve.append((info["test_accuracy_round"], info["test_accuracy"]))
+        if terminated:
+            reason = info["termination_reason"]
+            break
+    if curve[-1][0] != info["round"]:
+        curve.append((info["round"], env.evaluate_test_accuracy()))
+    wrapped.close()
+    masses = np.asarray(credit_mass, dtype=np.float64)
+    return RunResult(
+        env=env_id,
+        policy=policy.name,
+        seed=int(seed),
+        rounds=int(info["round"]),
+        final_test_accuracy=float(curve[-1][1]),
+        byzantine_credit_mass=float(np.nanmean(masses)) if np.isfinite(masses).any() else float("nan"),
+        final_qv_loss=float(info["qv_loss_after"]),
+        wall_seconds=time.perf_counter() - start,
+        privileged=policy.privileged,
+        terminated=bool(terminated),
+        termination_reason=reason,
+        total_reward=float(total_reward),
+        env_kwargs=env_kwargs,
+        accuracy_curve=curve,
+    )
