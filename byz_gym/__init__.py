@@ -54,4 +54,3 @@ def _register_envs() -> None:
 
 
 _register_envs()
-

@@ -22,7 +22,9 @@ def _json_object(text: str) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="byz-gym", description="Byzantine-robust distributed learning as a Gymnasium environment.")
+    parser = argparse.ArgumentParser(
+        prog="byz-gym", description="Byzantine-robust distributed learning as a Gymnasium environment."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     commands.add_parser("list", help="print registered env ids, tasks, attacks and policies")
@@ -83,7 +85,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from byz_gym.experiments import format_table, run_demo
 
     results = run_demo(
-        args.env, seed=args.seed, rounds=args.rounds, out_dir=args.out, env_kwargs=args.env_kwargs,
+        args.env,
+        seed=args.seed,
+        rounds=args.rounds,
+        out_dir=args.out,
+        env_kwargs=args.env_kwargs,
         progress=not args.no_progress,
     )
     print(format_table(results))

@@ -290,7 +290,9 @@ class ByzantineAggregationEnv(gym.Env):
         try:
             a = np.asarray(value, dtype=np.float32)
         except (TypeError, ValueError):
-            raise ValueError(f"{what} must be an array of {self.n_workers} floats, got {type(value).__name__}") from None
+            raise ValueError(
+                f"{what} must be an array of {self.n_workers} floats, got {type(value).__name__}"
+            ) from None
         if a.shape != (self.n_workers,):
             raise ValueError(f"{what} must have shape ({self.n_workers},) for {self.action_space}, got {a.shape}")
         if not np.all(np.isfinite(a)):

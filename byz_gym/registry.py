@@ -61,9 +61,7 @@ class Registry(Generic[T]):
         valid = [p for p in self.parameters(name) if p not in reserved]
         unknown = sorted(set(params) - set(valid))
         if unknown:
-            raise ValueError(
-                f"{self.kind} {name!r} got unknown parameter(s) {unknown}; valid: {valid or '(none)'}"
-            )
+            raise ValueError(f"{self.kind} {name!r} got unknown parameter(s) {unknown}; valid: {valid or '(none)'}")
 
     def make(self, name: str, **params: Any) -> T:
         """Build the entry ``name`` with ``params`` after checking both."""

@@ -15,7 +15,7 @@ def render_credit_ansi(credit: np.ndarray, byzantine_mask: np.ndarray, round_ind
     credit = np.nan_to_num(np.asarray(credit, dtype=np.float64))
     top = credit.max() if credit.size and credit.max() > 0 else 1.0
     lines = [f"round {round_index}  credit on Byzantine workers: {credit[byzantine_mask].sum():.3f}"]
-    for i, (c, bad) in enumerate(zip(credit, byzantine_mask)):
+    for i, (c, bad) in enumerate(zip(credit, byzantine_mask, strict=True)):
         lines.append(f"{i:4d} {'B' if bad else ' '} {c:7.4f} {'#' * int(round(width * c / top))}")
     return "\n".join(lines) + "\n"
 
@@ -26,7 +26,7 @@ def render_credit_rgb(credit: np.ndarray, byzantine_mask: np.ndarray, height: in
     n = credit.shape[0]
     top = credit.max() if n and credit.max() > 0 else 1.0
     image = np.full((height, n * bar, 3), 255, dtype=np.uint8)
-    for i, (c, bad) in enumerate(zip(credit, byzantine_mask)):
+    for i, (c, bad) in enumerate(zip(credit, byzantine_mask, strict=True)):
         h = int(round((height - 1) * c / top))
         if h:
             image[height - h :, i * bar : (i + 1) * bar - 1] = BYZANTINE_RGB if bad else HONEST_RGB

@@ -21,7 +21,7 @@ def plot_accuracy_curves(results: Sequence[RunResult], path: str | Path, title: 
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for result in results:
-        rounds, accuracy = zip(*result.accuracy_curve)
+        rounds, accuracy = zip(*result.accuracy_curve, strict=True)
         style = "--" if result.privileged else "-"
         ax.plot(rounds, accuracy, style, label=f"{result.policy} on {result.env}", linewidth=1.8)
     ax.set_xlabel("round")

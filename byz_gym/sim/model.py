@@ -36,7 +36,7 @@ class FlatModel:
     def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
         """θ as the module's named parameters (views, so autograd flows through)."""
         chunks = torch.split(theta, self.numels)
-        return {name: chunk.view(shape) for name, chunk, shape in zip(self.names, chunks, self.shapes)}
+        return {name: chunk.view(shape) for name, chunk, shape in zip(self.names, chunks, self.shapes, strict=True)}
 
     def __call__(self, theta: Tensor, x: Tensor) -> Tensor:
         return functional_call(self.module, {**self.unflatten(theta), **self.buffers}, (x,))
