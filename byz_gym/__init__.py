@@ -6,6 +6,10 @@ Importing the package registers the environment ids ``ByzGym/<Scenario>-v0`` (on
 
 from __future__ import annotations
 
+import os
+
+import torch
+
 from byz_gym.scenarios import SCENARIOS, get_scenario
 from byz_gym.sim import AttackSpec, Component, Scenario, SimState, Simulator
 
@@ -52,5 +56,14 @@ def _register_envs() -> None:
             max_episode_steps=scenario.horizon,
         )
 
+
+def _single_threaded_torch_in_forked_child() -> None:
+    # A forked child (AsyncVectorEnv's default workers) inherits the parent's OpenMP pool in a
+    # broken state and hangs in its first parallel torch op; one thread per worker avoids that.
+    torch.set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_single_threaded_torch_in_forked_child)
 
 _register_envs()

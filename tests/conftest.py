@@ -1,0 +1,5 @@
+import matplotlib
+import torch
+
+matplotlib.use("Agg")
+torch.set_num_threads(2)
