@@ -127,8 +127,18 @@ class ByzantineAggregationEnv(gym.Env):
     - ``ByzGym/Digits-Clean-v0``: no Byzantine worker.
     - ``ByzGym/Digits-v0``: static Random Fault, β = 0.3.
     - ``ByzGym/Digits-Majority-v0``: static Random Fault, β = 0.7.
+    - ``ByzGym/Digits-Randomized-v0``: randomized Random Fault: 49 of 50 workers compromised, 24
+      initially malicious, every 5 rounds each flips its role with probability 0.5 (the paper's).
+    - ``ByzGym/Digits-Pretense-v0``: 35 workers honest for L = 100 rounds, then Random Fault (the
+      paper's L = 1000 scaled to the 300-round episode).
+    - ``ByzGym/Digits-Periodic-v0``: 45 workers send Random Fault in rounds 0–99 and 200–299 and
+      are honest in rounds 100–199 (the paper's period 1000 scaled to the episode).
+    - ``ByzGym/Digits-Adaptive-v0``: static adaptive fault, Case A (α = 10), β = 0.7: descends the
+      loss on the QV pool while ascending it on the attackers' own shards.
+    - ``ByzGym/Digits-ALIE-v0``: static "a little is enough" (omniscient), β = 0.3.
 
-    All on digits with n = 50. ``byz_gym.SCENARIOS`` holds their ``Scenario``.
+    All on digits with n = 50. ``byz_gym.SCENARIOS`` holds their ``Scenario``;
+    ``info["byzantine_mask"]`` follows the schedule round by round.
 
     ## Version History
 

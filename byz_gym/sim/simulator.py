@@ -67,12 +67,35 @@ class Simulator:
         self.n_workers = scenario.n_workers
         self.n_byzantine = scenario.n_byzantine
         self.dim = self.model.dim
+        self._build_transforms()
+
+    def _build_transforms(self) -> None:
         self._per_worker_grad = vmap(grad(self._loss), in_dims=(None, 0, 0))
         self._losses_at = vmap(self._loss, in_dims=(0, None, None))
+
+    def __getstate__(self) -> dict[str, Any]:  # torch.func transforms do not pickle; rebuild them
+        state = self.__dict__.copy()
+        del state["_per_worker_grad"], state["_losses_at"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._build_transforms()
 
     # -- model ---------------------------------------------------------------------------------
     def _loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
         return F.cross_entropy(self.model(theta, x), y)
+
+    def loss(self, theta: Tensor, x: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """Loss of θ on ``(x, y)``: the mean over samples, or ``Σⱼ weightⱼ ℓⱼ`` when ``weight`` is given."""
+        if weight is None:
+            return self._loss(theta, x, y)
+        return (F.cross_entropy(self.model(theta, x), y, reduction="none") * weight).sum()
+
+    def gradient(self, theta: Tensor, x: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """``[d]`` gradient of ``loss`` w.r.t. θ; composes with ``vmap``. Attacks that compute
+        gradients on data of their own call it through ``TamperContext.gradient_fn``."""
+        return grad(self.loss)(theta, x, y, weight)
 
     # -- episode ---------------------------------------------------------------------------------
     def reset(self, seed: int) -> SimState:
@@ -88,7 +111,8 @@ class Simulator:
 
     def _state(self, theta: Tensor, round_index: int, seed: int, schedule_state: Any) -> SimState:
         mask = self.schedule.mask(schedule_state)
-        honest = self.honest_gradients(theta, seed, round_index)
+        x, y = self.worker_batches(seed, round_index)
+        honest = self._per_worker_grad(theta if self.second_order else theta.detach(), x, y)
         submissions = honest
         if bool(mask.any()):
             context = TamperContext(
@@ -96,6 +120,12 @@ class Simulator:
                 mask=mask,
                 theta=theta.detach(),
                 generator=round_generator(seed, round_index, _STREAM_TAMPER),
+                batch_x=x,
+                batch_y=y,
+                task=self.task,
+                gradient_fn=self.gradient,
+                loss_fn=self.loss,
+                round_index=round_index,
             )
             submissions = honest.clone()
             submissions[mask] = self.tampering(context).to(honest.dtype)

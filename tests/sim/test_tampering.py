@@ -84,7 +84,9 @@ def test_simple_faults_match_their_definition():
     assert not torch.isfinite(mixed).any() and torch.isnan(mixed).any() and torch.isneginf(mixed).any()
     huge = TAMPERINGS.make("huge")(ctx)
     assert torch.isfinite(huge).all()
-    assert torch.allclose(huge.double().norm(dim=1), torch.full((ctx.n_byzantine,), 1e30, dtype=torch.float64), rtol=1e-5)
+    assert torch.allclose(
+        huge.double().norm(dim=1), torch.full((ctx.n_byzantine,), 1e30, dtype=torch.float64), rtol=1e-5
+    )
 
 
 def test_ipm_and_mimic_match_their_definition():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 
 from byz_gym.registry import Registry
 
-__all__ = ["TASKS", "Task", "make_task", "partition_indices", "register_task"]
+__all__ = ["TASKS", "Task", "make_task", "partition_indices", "register_task", "restrict_qv_classes"]
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,31 @@ TASKS: Registry[Task] = Registry("task")
 register_task = TASKS.register
 
 
-def make_task(name: str, *, n_workers: int, **params) -> Task:
-    """Build the registered task ``name`` split across ``n_workers`` workers."""
+def make_task(name: str, *, n_workers: int, qv_classes: Sequence[int] | None = None, **params) -> Task:
+    """Build the registered task ``name`` split across ``n_workers`` workers.
+
+    ``qv_classes`` (any task) keeps only those classes in the QV pool: a server whose
+    quasi-validation data lacks some classes (the setting of the adaptive attack's Case B). In a
+    ``Scenario`` it is a task parameter: ``task={"name": "digits", "params": {"qv_classes": [0]}}``.
+    """
     TASKS.check_params(name, params, reserved=("n_workers",))
-    return TASKS.get(name)(n_workers=n_workers, **params)
+    task = TASKS.get(name)(n_workers=n_workers, **params)
+    return task if qv_classes is None else restrict_qv_classes(task, qv_classes)
+
+
+def restrict_qv_classes(task: Task, classes: Sequence[int]) -> Task:
+    """``task`` with a QV pool holding only the samples of ``classes``."""
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence) or not classes:
+        raise ValueError(f"qv_classes must be a non-empty list of class indices, got {classes!r}")
+    bad = [c for c in classes if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < task.num_classes]
+    if bad:
+        raise ValueError(f"qv_classes must be integers in [0, {task.num_classes}), got {bad}")
+    keep = torch.isin(task.qv_y, torch.tensor(sorted(set(classes)), dtype=task.qv_y.dtype))
+    if not bool(keep.any()):
+        raise ValueError(
+            f"the QV pool of task {task.name!r} has no sample of classes {list(classes)}; enlarge qv_pool_size"
+        )
+    return dataclasses.replace(task, qv_x=task.qv_x[keep], qv_y=task.qv_y[keep])
 
 
 def partition_indices(labels: Tensor, n_workers: int, partition: str, generator: torch.Generator) -> Tensor:
