@@ -20,6 +20,9 @@ LINEAR = [name for name in RULES if GARS.get(name).linear]
 # previous output or 0 do not). Centered clipping qualifies with center="median".
 TRANSLATION_EQUIVARIANT = [name for name in RULES if name != "norm_clipping"]
 KNOBS: dict[str, dict[str, Any]] = {"centered_clipping": {"center": "median"}}
+# In one dimension with even n every point between the two middle ones minimises the sum of
+# distances, so the medoid ties exactly and rounding picks one; properties are checked from d = 2.
+MIN_DIM = {"geomed": 2}
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -30,7 +33,7 @@ def rounds(draw: st.DrawFn, name: str, dtype: torch.dtype | None = None) -> tupl
     cls = GARS.get(name)
     n = draw(st.integers(max(cls.min_workers(0), 2), 12))
     f = draw(st.integers(0, cls.max_f(n)))
-    d = draw(st.integers(1, 5))
+    d = draw(st.integers(MIN_DIM.get(name, 1), 5))
     seed = draw(st.integers(0, 2**31 - 1))
     scale = draw(st.sampled_from([1e-3, 1.0, 1e3]))
     dtype = dtype or draw(st.sampled_from([torch.float32, torch.float64]))
@@ -118,7 +121,26 @@ def test_identical_inputs_are_returned_unchanged(name: str, n: int, row: list[fl
 @pytest.mark.parametrize("name", ["krum", "multi_krum", "median", "geomed", "brute"])
 @SETTINGS
 @given(data=st.data())
-def test_nnm_pipeline_is_permutation_invariant_and_linear_when_the_rule_is(name: str, data: st.DataObject) -> None:
+def test_nnm_pipeline_is_linear_when_the_rule_is(name: str, data: st.DataObject) -> None:
+    grads, f = data.draw(rounds(name, torch.float64))
+    result = baselines.make(name, n=grads.shape[0], f=f, pre=["nnm"]).aggregate(grads)
+    scale = float(grads.abs().max())
+    assert torch.isfinite(result.update).all()
+    if GARS.get(name).linear:
+        assert result.credit is not None and (result.credit >= 0).all()
+        assert torch.allclose(result.credit.sum(), torch.ones((), dtype=grads.dtype))
+        assert torch.allclose(result.credit @ grads, result.update, rtol=1e-9, atol=1e-9 * scale)
+    else:
+        assert result.credit is None
+
+
+# NNM often makes duplicate rows (two workers with the same neighbour set), hence exact distance
+# ties; only rules whose tie-breaks look at values alone stay permutation invariant behind it
+# (Multi-Krum and Brute-Force fall back to index order on exact ties, see their docstrings).
+@pytest.mark.parametrize("name", ["krum", "median", "geomed"])
+@SETTINGS
+@given(data=st.data())
+def test_nnm_pipeline_permutation_invariance(name: str, data: st.DataObject) -> None:
     grads, f = data.draw(rounds(name, torch.float64))
     n = grads.shape[0]
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(data.draw(st.integers(0, 10**6))))
@@ -126,9 +148,3 @@ def test_nnm_pipeline_is_permutation_invariant_and_linear_when_the_rule_is(name:
     permuted = baselines.make(name, n=n, f=f, pre=["nnm"]).aggregate(grads[perm])
     scale = float(grads.abs().max())
     assert torch.allclose(permuted.update, base.update, rtol=1e-7, atol=1e-7 * scale)
-    if GARS.get(name).linear:
-        assert base.credit is not None and (base.credit >= 0).all()
-        assert torch.allclose(base.credit.sum(), torch.ones((), dtype=grads.dtype))
-        assert torch.allclose(base.credit @ grads, base.update, rtol=1e-9, atol=1e-9 * scale)
-    else:
-        assert base.credit is None

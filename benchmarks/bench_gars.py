@@ -1,0 +1,147 @@
+"""Time per training round of each aggregation rule, as a ratio to plain averaging (``mean``).
+
+One round is what the server does in the GAA paper's Table 3: compute the n workers' gradients
+(one vmapped call on a 784-32-10 MLP, 25,450 parameters, the paper's MNIST model, on synthetic
+MNIST-shaped batches; speed does not depend on pixel values), replace f of them with the Random
+Fault, aggregate, and step θ. Rules are timed round-robin within one process, so machine noise hits
+them alike; the ratios are the numbers to compare across machines, not the seconds.
+
+    python benchmarks/bench_gars.py                  # n = 50, d = 25,450, f = 10, 30 rounds
+    python benchmarks/bench_gars.py --rounds 10 --rules mean krum brute
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import grad, vmap
+
+import baselines
+from byz_gym.sim.geometry import pairwise_sq_distances
+from byz_gym.sim.model import FlatModel
+
+__all__ = ["bench_gars", "distance_seconds", "measure_rounds"]
+
+
+def measure_rounds(
+    *,
+    n: int = 50,
+    f: int = 10,
+    input_dim: int = 784,
+    hidden: int = 32,
+    classes: int = 10,
+    batch: int = 64,
+    rounds: int = 30,
+    warmup: int = 3,
+    rules: Sequence[str] | None = None,
+    learning_rate: float = 0.05,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Median seconds per round for each rule (gradient computation, Random Fault, aggregation and
+    the parameter step), with ``f`` Byzantine workers and every rule told ``f``. Also returns
+    ``"dim"`` (d) and ``"brute_exact"`` (1.0 if every Brute-Force round finished its search)."""
+    rules = list(rules) if rules is not None else baselines.available()
+    if "mean" not in rules:
+        rules = ["mean", *rules]
+    generator = torch.Generator().manual_seed(seed)
+    model = FlatModel(lambda: nn.Sequential(nn.Linear(input_dim, hidden), nn.ReLU(), nn.Linear(hidden, classes)))
+
+    def loss(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(model(theta, x), y)
+
+    per_worker_grad = vmap(grad(loss), in_dims=(None, 0, 0))
+    x = torch.rand(n, batch, input_dim, generator=generator)
+    y = torch.randint(0, classes, (n, batch), generator=generator)
+    aggregators = {name: baselines.make(name, n=n, f=min(f, baselines.GARS.get(name).max_f(n))) for name in rules}
+    thetas = {name: model.init(seed) for name in rules}
+    times: dict[str, list[float]] = {name: [] for name in rules}
+    exact = True
+
+    def one_round(name: str) -> bool:
+        theta = thetas[name]
+        grads = per_worker_grad(theta, x, y)
+        grads[:f] = 0.5 + 2e-6 * torch.randn(f, grads.shape[1], generator=generator)
+        result = aggregators[name].aggregate(grads)
+        thetas[name] = theta - learning_rate * result.update
+        return result.exact
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", baselines.BruteForceBudgetWarning)
+        for step in range(warmup + rounds):
+            for name in rules:  # round-robin: drifting machine load hits every rule alike
+                start = time.perf_counter()
+                finished = one_round(name)
+                elapsed = time.perf_counter() - start
+                if step >= warmup:
+                    times[name].append(elapsed)
+                    exact &= finished
+    out = {name: statistics.median(values) for name, values in times.items()}
+    out["dim"] = float(model.dim)
+    out["brute_exact"] = float(exact)
+    return out
+
+
+def bench_gars(**kwargs) -> dict[str, float]:
+    """Time per round of each rule divided by ``mean``'s, measured in one run (``measure_rounds``
+    arguments; defaults n = 50, d = 25,450, f = 10)."""
+    seconds = measure_rounds(**kwargs)
+    base = seconds["mean"]
+    return {name: value / base for name, value in seconds.items() if name not in ("dim", "brute_exact")}
+
+
+def distance_seconds(*, n: int = 50, d: int = 25_450, byzantine: int = 10, repeats: int = 20) -> dict[str, float]:
+    """Seconds of one shared distance matrix of a Random-Fault round at ``[n, d]``:
+    ``baselines.sq_distances`` (float32 Gram + exact refinement of close pairs) and the core's
+    ``pairwise_sq_distances`` (float64 Gram)."""
+    generator = torch.Generator().manual_seed(0)
+    grads = 0.01 * torch.randn(n, d, generator=generator)
+    grads[:byzantine] = 0.5 + 2e-6 * torch.randn(byzantine, d, generator=generator)
+    out = {}
+    for name, fn in (("sq_distances", baselines.sq_distances), ("pairwise_sq_distances", pairwise_sq_distances)):
+        fn(grads)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn(grads)
+        out[name] = (time.perf_counter() - start) / repeats
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=50)
+    parser.add_argument("--f", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--rules", nargs="*", default=None, help="rule names (default: all)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seconds = measure_rounds(n=args.n, f=args.f, rounds=args.rounds, warmup=args.warmup, rules=args.rules)
+    base = seconds["mean"]
+    d = int(seconds["dim"])
+    print(f"n = {args.n}, d = {d:,}, f = {args.f}, {args.rounds} rounds, torch threads = {torch.get_num_threads()}")
+    print(f"mean: {1000 * base:.2f} ms per round (gradients + Random Fault + aggregation + step)")
+    shares = distance_seconds(n=args.n, d=d, byzantine=args.f)
+    print(
+        f"one shared distance matrix: {1000 * shares['sq_distances']:.2f} ms (baselines.sq_distances), "
+        f"{1000 * shares['pairwise_sq_distances']:.2f} ms (byz_gym.sim.geometry.pairwise_sq_distances)"
+    )
+    print(f"{'rule':<18} {'ms/round':>9} {'x mean':>7}")
+    for name, value in seconds.items():
+        if name in ("dim", "brute_exact"):
+            continue
+        print(f"{name:<18} {1000 * value:>9.2f} {value / base:>7.2f}")
+    print(f"brute exact on every round: {bool(seconds['brute_exact'])}" if "brute" in seconds else "")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
