@@ -14,8 +14,7 @@ rules by name::
 
 Every rule is also a policy of the same name (``byz-gym run --policy krum``), registered in
 ``byz_gym.policy.POLICIES`` on import. Share one distance matrix between rules in a round with
-``D = baselines.sq_distances(grads)`` (or ``byz_gym.sim.geometry.pairwise_sq_distances``, the same
-contract) and ``rule.aggregate(grads, distances=D)``.
+``D = byz_gym.sim.pairwise_sq_distances(grads)`` and ``rule.aggregate(grads, distances=D)``.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from baselines._common import GAR, GARS, PRE_AGGREGATORS, Aggregate, PreAggregator, sq_distances
+from baselines._common import GAR, GARS, PRE_AGGREGATORS, Aggregate, PreAggregator
 from baselines._pipeline import Pipeline
 from baselines._policy import GARPolicy, register_gar_policies
 from baselines.brute import Brute, BruteForceBudgetWarning, minimum_diameter_subset
@@ -68,7 +67,6 @@ __all__ = [
     "make",
     "make_pre",
     "minimum_diameter_subset",
-    "sq_distances",
 ]
 
 

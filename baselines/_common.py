@@ -5,7 +5,7 @@ Conventions used throughout ``baselines/``:
 
 - ``grads`` is a ``[n, d]`` floating tensor, one row per worker; results keep its dtype and device.
 - Pairwise squared distances are ``[n, n]`` float64 in the Gram form, computed once per round
-  (``sq_distances`` here, the same contract as ``byz_gym.sim.geometry.pairwise_sq_distances``);
+  (``pairwise_sq_distances`` here, the same contract as ``byz_gym.sim.geometry.pairwise_sq_distances``);
   a row with a NaN or Inf entry is at distance +inf from every other row.
 - Coordinate-wise statistics read a NaN entry as +inf: an attacker's NaN counts as the most extreme
   value, so it is the first to be trimmed.
@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from byz_gym.registry import Registry
-from byz_gym.sim.geometry import finite_rows
+from byz_gym.sim.geometry import finite_rows, pairwise_sq_distances
 
 __all__ = [
     "Aggregate",
@@ -40,7 +40,7 @@ __all__ = [
     "check_grads",
     "coordinate_median",
     "coordinate_sort",
-    "finite_mask",
+    "finite_rows",
     "krum_scores",
     "krum_scores_np",
     "mixed_sq_distances",
@@ -49,7 +49,7 @@ __all__ = [
     "register_gar",
     "register_pre_aggregator",
     "sorted_columns",
-    "sq_distances",
+    "pairwise_sq_distances",
     "uniform_over",
     "weighted_sum",
 ]
@@ -100,9 +100,9 @@ def check_grads(grads: Any, owner: str) -> Tensor:
 
 def check_distances(grads: Tensor, distances: Tensor | None, owner: str) -> Tensor:
     """The round's ``[n, n]`` float64 squared distances: ``distances`` if given (checked, then
-    symmetrised so that ties are exact), else ``sq_distances(grads)``."""
+    symmetrised so that ties are exact), else ``pairwise_sq_distances(grads)``."""
     if distances is None:
-        return sq_distances(grads)
+        return pairwise_sq_distances(grads)
     n = grads.shape[0]
     if not isinstance(distances, Tensor) or distances.shape != (n, n):
         shape = tuple(distances.shape) if isinstance(distances, Tensor) else type(distances).__name__
@@ -111,97 +111,6 @@ def check_distances(grads: Tensor, distances: Tensor | None, owner: str) -> Tens
         )
     distances = distances.to(device=grads.device, dtype=torch.float64)
     return 0.5 * (distances + distances.T)
-
-
-# -- finiteness and distances ---------------------------------------------------------------------------
-def finite_mask(grads: Tensor) -> Tensor:
-    """``bool[n]``: rows whose entries are all finite; equal to ``finite_rows`` but one row sum
-    instead of an ``[n, d]`` boolean pass (rows whose sum is not finite are re-checked entry by
-    entry, so a row of enormous finite values whose sum merely overflows is still finite)."""
-    suspect = ~torch.isfinite(grads.sum(dim=1))  # NaN/Inf entries, or a finite row whose sum overflows
-    if not bool(suspect.any()):
-        return ~suspect
-    finite = ~suspect
-    finite[suspect] = finite_rows(grads[suspect])
-    return finite
-
-
-REFINE_BELOW = 1e-2  # float32 Gram distances below this share of ‖Vᵢ‖² + ‖Vⱼ‖² are recomputed in float64
-_FLOAT32_SAFE = 1e36  # squared norms above this could overflow a float32 Gram matrix
-
-
-def sq_distances(grads: Tensor) -> Tensor:
-    """``[n, n]`` float64 squared distances ‖Vᵢ − Vⱼ‖², exactly symmetric, computed once per round.
-
-    The contract of ``byz_gym.sim.geometry.pairwise_sq_distances``: rows with NaN or Inf are at
-    +inf from every other row, the diagonal is 0, and tight clusters keep their tiny distances.
-
-    The Gram form ‖Vᵢ‖² + ‖Vⱼ‖² − 2⟨Vᵢ, Vⱼ⟩ errs by about ε·√d·(‖Vᵢ‖² + ‖Vⱼ‖²), which swamps
-    the distance of a tight pair (a Random-Fault cluster: 1e-5 apart at norm 25). So every pair
-    closer than ``REFINE_BELOW`` times that norm sum is recomputed: its connected group of close
-    rows is centred on one member and gets a float64 Gram of the (small) differences, exact to
-    float64 rounding. float32 input takes the Gram matrix itself in float32 (about 2.5x faster on
-    CPU; far pairs keep a relative error around 1e-6); float64 input, and float32 rows with
-    enormous or non-finite entries, take it in float64.
-    """
-    if grads.dtype != torch.float32:
-        return _sq_distances_float64(grads)
-    gram = (grads @ grads.T).to(torch.float64)
-    sq_norms = gram.diagonal()
-    if not bool(torch.isfinite(sq_norms).all()) or float(sq_norms.max()) > _FLOAT32_SAFE:
-        return _sq_distances_float64(grads)  # non-finite or enormous rows: the careful path
-    norm_sums = sq_norms[:, None] + sq_norms[None, :]
-    dist = (norm_sums - 2.0 * gram).clamp_min_(0.0)
-    dist = 0.5 * (dist + dist.T)
-    close = dist < REFINE_BELOW * norm_sums
-    close.fill_diagonal_(False)
-    if bool(close.any()):
-        _refine_close_pairs(grads, dist, close)
-    return dist.fill_diagonal_(0.0)
-
-
-def _sq_distances_float64(grads: Tensor) -> Tensor:
-    finite = finite_mask(grads)
-    g = grads.to(torch.float64)
-    all_finite = bool(finite.all())
-    if not all_finite:
-        g = torch.where(finite[:, None], g, torch.zeros_like(g))
-    gram = g @ g.T
-    sq_norms = gram.diagonal()
-    norm_sums = sq_norms[:, None] + sq_norms[None, :]
-    dist = (norm_sums - 2.0 * gram).clamp_min_(0.0)
-    dist = 0.5 * (dist + dist.T)  # exactly symmetric: d(i, j) and d(j, i) tie exactly
-    if not all_finite:
-        dist[~finite, :] = float("inf")
-        dist[:, ~finite] = float("inf")
-    close = dist < REFINE_BELOW * norm_sums
-    close.fill_diagonal_(False)
-    if bool(close.any()):
-        _refine_close_pairs(g, dist, close)
-    return dist.fill_diagonal_(0.0)
-
-
-def _refine_close_pairs(grads: Tensor, dist: Tensor, close: Tensor) -> None:
-    """Recompute in float64, in place, the distances inside each connected group of close rows,
-    centred on the group's first row (so the Gram form no longer cancels large norms). The
-    differences of close float32 rows are taken in float32, where they are exact or nearly so."""
-    near = close.cpu().numpy()
-    n = near.shape[0]
-    reach = near | np.eye(n, dtype=bool)
-    while True:  # transitive closure by repeated squaring (a few [n, n] products)
-        wider = (reach.astype(np.float32) @ reach.astype(np.float32)) > 0
-        if np.array_equal(wider, reach):
-            break
-        reach = wider
-    labels = reach.argmax(axis=1)  # lowest index of each row's group
-    groups, counts = np.unique(labels, return_counts=True)
-    for label in groups[counts > 1].tolist():  # loops over groups of close rows, not over workers
-        members = torch.from_numpy(np.flatnonzero(labels == label)).to(grads.device)
-        centred = (grads.index_select(0, members) - grads[label]).to(torch.float64)
-        gram = centred @ centred.T
-        sq_norms = gram.diagonal()
-        block = (sq_norms[:, None] + sq_norms[None, :] - 2.0 * gram).clamp_min_(0.0)
-        dist[members[:, None], members[None, :]] = 0.5 * (block + block.T)
 
 
 # -- base classes ----------------------------------------------------------------------------------
@@ -360,7 +269,7 @@ def apply_mixing(matrix: Tensor, grads: Tensor) -> Tensor:
     """``matrix @ grads`` for a ``[m, n]`` mixing matrix; rows putting weight on a non-finite
     submission come out NaN (instead of the 0 * Inf = NaN of a plain product elsewhere). Equal
     rows of ``matrix`` (NNM often makes them) give bitwise equal mixed rows."""
-    finite = finite_mask(grads)
+    finite = finite_rows(grads)
     clean = grads if bool(finite.all()) else torch.where(finite[:, None], grads, torch.zeros_like(grads))
     unique, inverse = torch.unique(matrix, dim=0, return_inverse=True)
     mixed = (unique.to(grads.dtype) @ clean)[inverse]

@@ -15,7 +15,7 @@ from baselines._common import (
     apply_mixing,
     check_distances,
     check_grads,
-    finite_mask,
+    finite_rows,
     mixed_sq_distances,
     weighted_sum,
 )
@@ -65,7 +65,7 @@ class Pipeline:
             p.check_feasible(x.shape[0])
             matrix = p.mixing(x, distances if p.uses_distances else None)
             if distances is not None:
-                distances = mixed_sq_distances(distances, matrix, ~finite_mask(x))
+                distances = mixed_sq_distances(distances, matrix, ~finite_rows(x))
             x = apply_mixing(matrix, x)
             total = matrix if total is None else matrix @ total
         result = self.rule.aggregate(x, distances=distances if self.rule.uses_distances else None)

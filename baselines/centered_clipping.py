@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor
 
-from baselines._common import GAR, Aggregate, coordinate_median, finite_mask, register_gar, weighted_sum
+from baselines._common import GAR, Aggregate, coordinate_median, finite_rows, register_gar, weighted_sum
 
 __all__ = ["CenteredClipping"]
 
@@ -102,7 +102,7 @@ class CenteredClipping(GAR):
 
     def _aggregate(self, grads: Tensor, distances: Tensor | None) -> Aggregate:
         n = grads.shape[0]
-        finite = finite_mask(grads)
+        finite = finite_rows(grads)
         v = self._start(grads)  # float64
         for _ in range(self.n_iter):
             diff = grads - v.to(grads.dtype)  # in the input dtype: one pass, no float64 copy of [n, d]

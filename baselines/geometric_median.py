@@ -21,7 +21,7 @@ from baselines._common import (
     Aggregate,
     bad_rows_np,
     coordinate_median,
-    finite_mask,
+    finite_rows,
     register_gar,
     weighted_sum,
 )
@@ -190,7 +190,7 @@ def weiszfeld(distances: Tensor, *, nu: float, tol: float, max_iter: int) -> tup
 def weiszfeld_direct(grads: Tensor, *, nu: float, tol: float, max_iter: int) -> tuple[Tensor, int]:
     """``(z, iterations)``: the same iteration on the d-dimensional vectors in float64, started at
     the coordinate-wise median (robust to enormous rows, O(nd) per iteration)."""
-    finite = finite_mask(grads)
+    finite = finite_rows(grads)
     x = grads.to(torch.float64)
     if not bool(finite.all()):
         x = torch.where(finite[:, None], x, torch.zeros_like(x))

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor
 
-from baselines._common import GAR, Aggregate, finite_mask, register_gar, weighted_sum
+from baselines._common import GAR, Aggregate, finite_rows, register_gar, weighted_sum
 
 __all__ = ["NormClipping"]
 
@@ -75,7 +75,7 @@ class NormClipping(GAR):
 
     def _aggregate(self, grads: Tensor, distances: Tensor | None) -> Aggregate:
         n = grads.shape[0]
-        finite = finite_mask(grads)
+        finite = finite_rows(grads)
         norms = torch.linalg.vector_norm(grads, dim=1, dtype=torch.float64)
         norms = torch.where(finite, norms, torch.full_like(norms, float("inf")))
         tau = self.tau if self.tau is not None else float(norms.sort().values[(n - 1) // 2])

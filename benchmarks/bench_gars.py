@@ -96,21 +96,16 @@ def bench_gars(**kwargs) -> dict[str, float]:
     return {name: value / base for name, value in seconds.items() if name not in ("dim", "brute_exact")}
 
 
-def distance_seconds(*, n: int = 50, d: int = 25_450, byzantine: int = 10, repeats: int = 20) -> dict[str, float]:
-    """Seconds of one shared distance matrix of a Random-Fault round at ``[n, d]``:
-    ``baselines.sq_distances`` (float32 Gram + exact refinement of close pairs) and the core's
-    ``pairwise_sq_distances`` (float64 Gram)."""
+def distance_seconds(*, n: int = 50, d: int = 25_450, byzantine: int = 10, repeats: int = 20) -> float:
+    """Seconds of one shared distance matrix (``pairwise_sq_distances``) of a Random-Fault round."""
     generator = torch.Generator().manual_seed(0)
     grads = 0.01 * torch.randn(n, d, generator=generator)
     grads[:byzantine] = 0.5 + 2e-6 * torch.randn(byzantine, d, generator=generator)
-    out = {}
-    for name, fn in (("sq_distances", baselines.sq_distances), ("pairwise_sq_distances", pairwise_sq_distances)):
-        fn(grads)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            fn(grads)
-        out[name] = (time.perf_counter() - start) / repeats
-    return out
+    pairwise_sq_distances(grads)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        pairwise_sq_distances(grads)
+    return (time.perf_counter() - start) / repeats
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,11 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     d = int(seconds["dim"])
     print(f"n = {args.n}, d = {d:,}, f = {args.f}, {args.rounds} rounds, torch threads = {torch.get_num_threads()}")
     print(f"mean: {1000 * base:.2f} ms per round (gradients + Random Fault + aggregation + step)")
-    shares = distance_seconds(n=args.n, d=d, byzantine=args.f)
-    print(
-        f"one shared distance matrix: {1000 * shares['sq_distances']:.2f} ms (baselines.sq_distances), "
-        f"{1000 * shares['pairwise_sq_distances']:.2f} ms (byz_gym.sim.geometry.pairwise_sq_distances)"
-    )
+    share = distance_seconds(n=args.n, d=d, byzantine=args.f)
+    print(f"one shared distance matrix (pairwise_sq_distances): {1000 * share:.2f} ms")
     print(f"{'rule':<18} {'ms/round':>9} {'x mean':>7}")
     for name, value in seconds.items():
         if name in ("dim", "brute_exact"):

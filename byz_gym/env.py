@@ -111,6 +111,7 @@ class ByzantineAggregationEnv(gym.Env):
     >>> env = gym.make("ByzGym/Digits-v0", n_workers=10, horizon=20)
     >>> env.observation_space.shape
     (73,)
+
     ```
 
     | Parameter            | Type                    | Default     | Description                                          |

@@ -15,14 +15,49 @@ SMALL_ENV = '{"n_workers": 8, "horizon": 6, "eval_every": 3}'
 def test_list_prints_every_registry(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for expected in ("ByzGym/Digits-v0", "ByzGym/Digits-Majority-v0", "digits", "static", "random_fault", "oracle (privileged)", "uniform"):
+    for expected in (
+        "ByzGym/Digits-v0",
+        "ByzGym/Digits-Majority-v0",
+        "digits",
+        "static",
+        "random_fault",
+        "oracle (privileged)",
+        "uniform",
+    ):
         assert expected in out
 
 
 def test_run_json_last_line_is_the_summary(capsys):
-    assert main(["run", "--env", "ByzGym/Digits-v0", "--env-kwargs", SMALL_ENV, "--policy", "oracle", "--seed", "3", "--rounds", "5", "--json"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--env",
+                "ByzGym/Digits-v0",
+                "--env-kwargs",
+                SMALL_ENV,
+                "--policy",
+                "oracle",
+                "--seed",
+                "3",
+                "--rounds",
+                "5",
+                "--json",
+            ]
+        )
+        == 0
+    )
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    required = {"env", "policy", "seed", "rounds", "final_test_accuracy", "byzantine_credit_mass", "final_qv_loss", "wall_seconds"}
+    required = {
+        "env",
+        "policy",
+        "seed",
+        "rounds",
+        "final_test_accuracy",
+        "byzantine_credit_mass",
+        "final_qv_loss",
+        "wall_seconds",
+    }
     assert required <= set(record)
     assert (record["env"], record["policy"], record["seed"], record["rounds"]) == ("ByzGym/Digits-v0", "oracle", 3, 5)
     assert record["byzantine_credit_mass"] == 0.0 and record["privileged"] is True
@@ -50,7 +85,10 @@ def test_uniform_credit_mass_equals_beta(capsys):
     [
         (["run", "--policy", "nope", "--rounds", "1"], "unknown policy 'nope'; available:"),
         (["run", "--env-kwargs", '{"n_worker": 3}', "--rounds", "1"], r"unknown key\(s\) \['n_worker'\]"),
-        (["run", "--policy", "uniform", "--policy-kwargs", '{"f": 2}', "--rounds", "1"], r"unknown parameter\(s\) \['f'\]"),
+        (
+            ["run", "--policy", "uniform", "--policy-kwargs", '{"f": 2}', "--rounds", "1"],
+            r"unknown parameter\(s\) \['f'\]",
+        ),
         (["run", "--rounds", "0", "--env-kwargs", SMALL_ENV], "rounds must be a positive integer"),
     ],
 )
