@@ -214,6 +214,13 @@ class ByzantineAggregationEnv(gym.Env):
 
     # -- public extensions used by policies that produce credits or updates ----------------------
     @property
+    def sim_state(self) -> SimState:
+        """The current round's immutable ``SimState``, for agents that differentiate through
+        ``env.sim`` (GAA's online training). It holds the true Byzantine mask: a policy that reads
+        ``byzantine_mask`` from it is privileged."""
+        return self._require_state()
+
+    @property
     def submissions(self) -> torch.Tensor:
         """``[n, d]`` gradients submitted in the current round (for aggregation rules; a copy)."""
         return self._require_state().submissions.detach().clone()

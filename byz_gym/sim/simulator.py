@@ -132,11 +132,15 @@ class Simulator:
         return SimState(theta, round_index, seed, schedule_state, mask, submissions)
 
     def apply(self, state: SimState, credit: Tensor) -> SimState:
-        """Server step with credit α: θ ← θ − λ Σᵢ αᵢ Vᵢ. Rows with zero credit contribute nothing,
-        even when they hold NaN or Inf. The graph is kept when ``credit`` requires grad."""
-        credit = credit.to(state.submissions.dtype)
-        rows = torch.where((credit != 0)[:, None], state.submissions, torch.zeros_like(state.submissions))
-        return self.apply_update(state, credit @ rows)
+        """Server step with credit α: θ ← θ − λ Σᵢ αᵢ Vᵢ (graph kept when ``credit`` requires grad)."""
+        return self.apply_update(state, self.credited_update(state.submissions, credit))
+
+    @staticmethod
+    def credited_update(submissions: Tensor, credit: Tensor) -> Tensor:
+        """Σᵢ αᵢ Vᵢ. Rows with zero credit contribute nothing, even when they hold NaN or Inf."""
+        credit = credit.to(submissions.dtype)
+        rows = torch.where((credit != 0)[:, None], submissions, torch.zeros_like(submissions))
+        return credit @ rows
 
     def apply_update(self, state: SimState, update: Tensor) -> SimState:
         """Server step with an aggregated update u (non-linear rules): θ ← θ − λ u."""

@@ -213,3 +213,11 @@ def test_random_fault_wrecks_averaging_while_the_oracle_holds(headline, seed):
 
 def test_registered_default_episode_length():
     assert gym.spec("ByzGym/Digits-v0").max_episode_steps == 300
+
+
+def test_sim_state_is_the_current_round(env):
+    *_, info = env.step(env.action_space.sample())
+    state = env.sim_state
+    assert state.round_index == info["round"] == 1
+    assert np.array_equal(state.byzantine_mask.numpy(), info["byzantine_mask"])
+    assert torch.equal(state.submissions, env.submissions)

@@ -1,0 +1,308 @@
+"""The GAA agent of "Justinian's GAAvernor" (Pan et al., USENIX Security 2020) and its policy.
+
+GAA is a recurrent credit assigner ``α_t = h_ψ(s_t, α_{t−1})`` whose output goes through a softmax
+across workers, with ``α_{−1} = 1/n`` at the start of an episode. The credit of round t is applied
+to that round's submissions: ``θ_{t+1} = θ_t − λ Σᵢ α_{t,i} V_{t,i}``. Two recurrent units:
+
+- ``unit="equivariant"`` (default): one small MLP scores each worker from its own feature row
+  (the per-worker features of :func:`byz_gym.sim.features.round_features`, its previous credit and
+  the global features broadcast to every row); a softmax across workers turns the scores into
+  credit. The same ψ serves any number of workers and any worker order (permutation-equivariant).
+- ``unit="paper"``: as published, one fully-connected layer (no hidden layer) over the flattened
+  concatenation of ``s_t`` and ``α_{t−1}``, softmax output. It needs a fixed ``n``.
+  ``state="features"`` (default) uses as ``s_t`` the flattened per-worker features (without their
+  previous-credit column) and the global features; ``state="raw"`` uses the paper's raw state:
+  the flattened submissions ``Q_t`` ``[n·d]``, ``θ_t`` ``[d]`` and ``f_B(θ_t)`` ``[1]``. The weight
+  matrix has ``(input size) × n`` entries, so the constructor refuses any configuration whose
+  parameter count exceeds ``max_parameters`` (raw state on any model of realistic size).
+
+State inputs are detached (features are computed under ``no_grad``; raw submissions and θ are
+detached): gradients w.r.t. ψ flow through the credits, the recurrent ``α_{t−1}`` input and the
+differentiable server steps of the rollout (see :mod:`agents.gaa_trainer`).
+
+``GAAPolicy`` (registered as ``"gaa"``) runs the agent through the common policy interface, either
+online (ψ trained during the run with Algorithm 1's segment loss, one optimiser step every ``T``
+rounds) or frozen (weights loaded from :meth:`GAA.save`, no training).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from byz_gym.policy import Decision, Policy, RoundInput, register_policy
+from byz_gym.sim.features import GLOBAL_FEATURES, WORKER_FEATURES, round_features
+from byz_gym.sim.simulator import SimState, Simulator
+
+__all__ = ["GAA", "GAAPolicy", "UNITS", "STATES"]
+
+UNITS = ("equivariant", "paper")
+STATES = ("features", "raw")
+N_WORKER_FEATURES = len(WORKER_FEATURES)  # the last one is the previous credit
+N_GLOBAL_FEATURES = len(GLOBAL_FEATURES)
+_CONFIG_FILE, _WEIGHTS_FILE = "gaa_config.json", "gaa_weights.pt"
+
+
+class GAA(nn.Module):
+    """The recurrent unit ``h_ψ``: ``forward(per_worker, global_, previous_credit) -> credit``.
+
+    Parameters
+    ----------
+    unit: ``"equivariant"`` (any ``n``) or ``"paper"`` (one linear layer, fixed ``n``).
+    n_workers: required by the paper unit; ignored (may be ``None``) by the equivariant unit.
+    state: ``"features"`` or, paper unit only, ``"raw"`` (submissions, θ and the QV loss).
+    model_dim: ``d``, the number of model parameters; required when ``state="raw"``.
+    hidden: width of the equivariant unit's two hidden layers.
+    max_parameters: the paper unit refuses to build a weight matrix with more entries than this.
+    seed: seeds ψ's initialisation without touching the global random state.
+
+    Inputs of ``forward`` (``state="features"``): ``per_worker`` ``[n, 7]`` and ``global_`` ``[3]``
+    from ``round_features``; the features' previous-credit column is replaced by
+    ``n · previous_credit`` so that the recurrent path ``α_{t−1} → α_t`` is differentiable. With
+    ``state="raw"``: ``per_worker`` = submissions ``[n, d]``, ``global_`` = ``[θ_t, f_B(θ_t)]``
+    ``[d + 1]``. :meth:`inputs` builds either from a simulator state.
+    """
+
+    def __init__(
+        self,
+        unit: str = "equivariant",
+        *,
+        n_workers: int | None = None,
+        state: str = "features",
+        model_dim: int | None = None,
+        hidden: int = 32,
+        max_parameters: int = 1_000_000,
+        seed: int | None = 0,
+    ) -> None:
+        super().__init__()
+        if unit not in UNITS:
+            raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+        if state not in STATES:
+            raise ValueError(f"state must be one of {STATES}, got {state!r}")
+        if unit == "equivariant" and state != "features":
+            raise ValueError("the equivariant unit scores per-worker features; use state='features' (or unit='paper')")
+        if int(hidden) < 1:
+            raise ValueError(f"hidden must be a positive integer, got {hidden!r}")
+        self.unit, self.state_mode = unit, state
+        self.n_workers = None if n_workers is None else int(n_workers)
+        self.model_dim = None if model_dim is None else int(model_dim)
+        self.hidden, self.max_parameters = int(hidden), int(max_parameters)
+        self.seed = seed
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(int(seed))
+            if unit == "equivariant":
+                width = N_WORKER_FEATURES + N_GLOBAL_FEATURES
+                self.net: nn.Module = nn.Sequential(
+                    nn.Linear(width, self.hidden),
+                    nn.Tanh(),
+                    nn.Linear(self.hidden, self.hidden),
+                    nn.Tanh(),
+                    nn.Linear(self.hidden, 1),
+                )
+            else:
+                in_features = self._paper_input_size()
+                self.net = nn.Linear(in_features, self.n_workers)  # type: ignore[arg-type]
+
+    def _paper_input_size(self) -> int:
+        n = self.n_workers
+        if n is None or n < 1:
+            raise ValueError("unit='paper' needs a fixed positive n_workers (its weight matrix is n-specific)")
+        if self.state_mode == "features":
+            state_size = n * (N_WORKER_FEATURES - 1) + N_GLOBAL_FEATURES
+        else:
+            if self.model_dim is None or self.model_dim < 1:
+                raise ValueError("state='raw' needs model_dim (the number of model parameters d)")
+            state_size = n * self.model_dim + self.model_dim + 1
+        in_features = state_size + n  # s_t concatenated with α_{t−1}
+        count = in_features * n + n
+        if count > self.max_parameters:
+            detail = f"d={self.model_dim}, " if self.state_mode == "raw" else ""
+            raise ValueError(
+                f"unit='paper' with state={self.state_mode!r} needs a {in_features:,} x {n} weight matrix "
+                f"({count:,} parameters for n={n}, {detail}input size {in_features:,}), over "
+                f"max_parameters={self.max_parameters:,}; use unit='equivariant' (any n, features), "
+                f"state='features', or raise max_parameters"
+            )
+        return in_features
+
+    # -- configuration and persistence -------------------------------------------------------------
+    @property
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable constructor arguments (``GAA(**config)`` rebuilds the architecture)."""
+        return {
+            "unit": self.unit,
+            "n_workers": self.n_workers,
+            "state": self.state_mode,
+            "model_dim": self.model_dim,
+            "hidden": self.hidden,
+            "max_parameters": self.max_parameters,
+            "seed": self.seed,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``gaa_config.json`` and ``gaa_weights.pt`` into the directory ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / _CONFIG_FILE).write_text(json.dumps(self.config, indent=2) + "\n")
+        torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, path / _WEIGHTS_FILE)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> GAA:
+        """The agent saved by :meth:`save` in directory ``path``."""
+        path = Path(path)
+        config_file, weights_file = path / _CONFIG_FILE, path / _WEIGHTS_FILE
+        if not (config_file.is_file() and weights_file.is_file()):
+            raise FileNotFoundError(
+                f"no saved GAA agent in {str(path)!r}: expected {_CONFIG_FILE} and {_WEIGHTS_FILE} "
+                "written by GAA.save(path)"
+            )
+        agent = cls(**json.loads(config_file.read_text()))
+        agent.load_state_dict(torch.load(weights_file, weights_only=True))
+        return agent
+
+    # -- inputs and forward --------------------------------------------------------------------------
+    def inputs(self, sim: Simulator, state: SimState, previous_credit: Tensor) -> tuple[Tensor, Tensor]:
+        """``(per_worker, global_)`` for ``forward`` at round ``state`` (detached inputs)."""
+        if self.state_mode == "features":
+            return round_features(sim, state, previous_credit.detach())
+        with torch.no_grad():
+            qv_loss = sim.qv_loss(state).reshape(1)
+        return state.submissions.detach(), torch.cat([state.theta.detach(), qv_loss.to(state.theta.dtype)])
+
+    def inputs_from_observation(self, observation: np.ndarray | Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """``(per_worker, global_)`` from the env's flat observation (``state="features"`` only)."""
+        if self.state_mode != "features":
+            raise ValueError("the env's observation holds features; state='raw' needs the simulator state")
+        obs = torch.as_tensor(np.asarray(observation, dtype=np.float32))
+        split = n * N_WORKER_FEATURES
+        return obs[:split].reshape(n, N_WORKER_FEATURES), obs[split:]
+
+    def forward(self, per_worker: Tensor, global_: Tensor, previous_credit: Tensor) -> Tensor:
+        """Credit ``α_t`` ``[n]`` on the simplex from ``s_t`` and ``α_{t−1}`` (``previous_credit``)."""
+        dtype = next(self.parameters()).dtype
+        n = per_worker.shape[0]
+        if previous_credit.shape != (n,):
+            raise ValueError(f"previous_credit must have shape ({n},), got {tuple(previous_credit.shape)}")
+        if self.n_workers is not None and self.unit == "paper" and n != self.n_workers:
+            raise ValueError(f"this paper unit was built for n_workers={self.n_workers}, got {n} workers")
+        prev = n * previous_credit.to(dtype)
+        if self.state_mode == "features":
+            features = per_worker.detach().to(dtype)[:, : N_WORKER_FEATURES - 1]
+            glob = global_.detach().to(dtype)
+            if self.unit == "equivariant":
+                rows = torch.cat([features, prev[:, None], glob.expand(n, -1)], dim=1)
+                scores = self.net(rows).squeeze(-1)
+            else:
+                scores = self.net(torch.cat([features.reshape(-1), glob, prev]))
+        else:  # raw state; attackers' NaN/Inf must not poison the credit
+            raw = torch.cat([per_worker.detach().reshape(-1), global_.detach().reshape(-1)]).to(dtype)
+            raw = torch.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
+            scores = self.net(torch.cat([raw, prev]))
+        return torch.softmax(scores, dim=0)
+
+
+@register_policy("gaa")
+class GAAPolicy(Policy):
+    """GAA through the common policy interface.
+
+    Online (default when no ``path`` is given), as in the paper: ψ is trained during the run. Each
+    round the agent computes ``α_t`` from the round's features and ``α_{t−1}``, the segment loss
+    accumulates ``γ^τ [f_B(θ_{t+1}) − f_B(θ_t)]`` (τ = round within the segment) through a
+    differentiable copy of the server step, and every ``segment_length`` rounds ψ takes one
+    optimiser step (BPTT through the segment); ``α`` is carried (detached) into the next segment.
+    The values of θ are always the env's; only the gradient path is the policy's own.
+
+    Frozen: ``GAAPolicy(path=...)`` loads an agent saved by ``GAA.save`` and acts without training
+    (pass ``online=True`` to fine-tune it online instead).
+    """
+
+    name = "gaa"
+
+    def __init__(
+        self,
+        path: str | None = None,
+        *,
+        online: bool | None = None,
+        unit: str = "equivariant",
+        hidden: int = 32,
+        segment_length: int = 5,
+        gamma: float = 0.9,
+        agent_learning_rate: float = 1e-2,
+        seed: int = 0,
+    ) -> None:
+        if int(segment_length) < 1:
+            raise ValueError(f"segment_length must be a positive integer, got {segment_length!r}")
+        if not (0.0 < float(gamma) <= 1.0):
+            raise ValueError(f"gamma must lie in (0, 1], got {gamma!r}")
+        self.agent: GAA | None = GAA.load(path) if path is not None else None
+        self.online = path is None if online is None else bool(online)
+        self.unit, self.hidden, self.seed = unit, int(hidden), int(seed)
+        self.segment_length, self.gamma = int(segment_length), float(gamma)
+        self.agent_learning_rate = float(agent_learning_rate)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.optimizer_steps = 0
+        self.segment_losses: list[float] = []
+        self._env: Any = None
+
+    def reset(self, env: Any, seed: int) -> None:
+        self._env = env
+        n = env.sim.n_workers
+        if self.agent is None:
+            self.agent = GAA(self.unit, n_workers=n, hidden=self.hidden, seed=self.seed)
+        if self.agent.state_mode != "features":
+            raise ValueError("GAAPolicy runs agents with state='features' (the env's observation)")
+        if self.online and self.optimizer is None:
+            self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=self.agent_learning_rate)
+        self._alpha = torch.full((n,), 1.0 / n)  # α_{−1}: the recurrent state at episode start
+        self._start_segment()
+
+    def _start_segment(self) -> None:
+        self._alpha = self._alpha.detach()  # α₀ ← α_old
+        self._loss: Tensor | None = None
+        self._theta: Tensor | None = None  # differentiable θ_t of the segment (values are the env's)
+        self._tau = 0
+
+    def act(self, round_input: RoundInput) -> Decision:
+        if self.agent is None or self._env is None:
+            raise RuntimeError("call reset(env, seed) before act()")
+        n = self._alpha.shape[0]
+        per_worker, global_ = self.agent.inputs_from_observation(round_input.observation, n)
+        if not self.online:
+            with torch.no_grad():
+                self._alpha = self.agent(per_worker, global_, self._alpha)
+            return Decision(credit=self._alpha.to(torch.float64).numpy())
+
+        env, sim = self._env, self._env.sim
+        state = env.sim_state
+        alpha = self.agent(per_worker, global_, self._alpha)
+        # θ_t: the env's value, with the gradient path of this segment's earlier credits.
+        theta = (
+            state.theta.detach() if self._theta is None else state.theta.detach() + (self._theta - self._theta.detach())
+        )
+        theta_next = theta - sim.scenario.learning_rate * sim.credited_update(state.submissions, alpha)
+        term = sim.qv_loss(state, theta_next) - sim.qv_loss(state, theta)
+        weighted = self.gamma**self._tau * term
+        self._loss = weighted if self._loss is None else self._loss + weighted
+        self._theta, self._alpha, self._tau = theta_next, alpha, self._tau + 1
+        if self._tau == self.segment_length:
+            self._step()
+        applied = alpha.detach().to(torch.float64)
+        return Decision(credit=(applied / applied.sum()).numpy())
+
+    def _step(self) -> None:
+        assert self.optimizer is not None and self._loss is not None
+        loss = self._loss
+        if bool(torch.isfinite(loss)):  # a diverged segment must not corrupt ψ
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            self.optimizer_steps += 1
+        self.segment_losses.append(float(loss.detach()))
+        self._start_segment()

@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents import GAA, GAAPolicy, GAATrainer, segment_loss
+from byz_gym.experiments import make_policy, run_episode
+from byz_gym.scenarios import SCENARIOS
+from byz_gym.sim.simulator import Simulator
+
+TINY = SCENARIOS["Digits"].replace(n_workers=4, horizon=6, worker_batch_size=16, qv_batch_size=16)
+
+
+def _random_inputs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    per_worker = torch.randn(n, 7, generator=g)
+    global_ = torch.randn(3, generator=g)
+    previous = torch.softmax(torch.randn(n, generator=g), dim=0)
+    return per_worker, global_, previous
+
+
+# -- the recurrent units ---------------------------------------------------------------------------------
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 40), st.integers(0, 2**31 - 1))
+def test_equivariant_credit_is_on_the_simplex_and_permutation_equivariant(n, seed):
+    agent = GAA(seed=seed % 1000)
+    per_worker, global_, previous = _random_inputs(n, seed)
+    credit = agent(per_worker, global_, previous)
+    credit = credit.detach()
+    assert credit.shape == (n,) and (credit >= 0).all() and float(credit.detach().sum()) == pytest.approx(1.0, abs=1e-5)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    permuted = agent(per_worker[perm], global_, previous[perm])
+    torch.testing.assert_close(permuted, credit[perm], rtol=1e-5, atol=1e-6)
+
+
+def test_paper_unit_is_a_single_linear_layer_with_softmax_output():
+    n = 5
+    agent = GAA("paper", n_workers=n)
+    assert isinstance(agent.net, torch.nn.Linear)
+    assert agent.net.in_features == n * 6 + 3 + n and agent.net.out_features == n
+    credit = agent(*_random_inputs(n, 1)).detach()
+    assert float(credit.sum()) == pytest.approx(1.0, abs=1e-6) and (credit > 0).all()
+    with pytest.raises(ValueError, match="built for n_workers=5"):
+        agent(*_random_inputs(6, 1))
+
+
+def test_paper_unit_refuses_over_budget_with_a_clear_message():
+    sim_dim = Simulator(TINY).dim
+    with pytest.raises(ValueError, match=r"unit='paper' with state='raw'.*over max_parameters=1,000,000.*equivariant"):
+        GAA("paper", n_workers=50, state="raw", model_dim=25_450)
+    with pytest.raises(ValueError, match="max_parameters=100"):
+        GAA("paper", n_workers=10, max_parameters=100)
+    with pytest.raises(ValueError, match="fixed positive n_workers"):
+        GAA("paper")
+    with pytest.raises(ValueError, match="needs model_dim"):
+        GAA("paper", n_workers=4, state="raw")
+    with pytest.raises(ValueError, match="equivariant unit scores per-worker features"):
+        GAA(state="raw")
+    # within budget the raw state works on a simulator state (small n, small model)
+    agent = GAA("paper", n_workers=4, state="raw", model_dim=sim_dim, max_parameters=10**6)
+    sim = Simulator(TINY)
+    state = sim.reset(0)
+    credit = agent(*agent.inputs(sim, state, torch.full((4,), 0.25)), torch.full((4,), 0.25))
+    assert float(credit.detach().sum()) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("unit", ["equivariant", "paper"])
+def test_save_then_load_gives_identical_credit(tmp_path, unit):
+    agent = GAA(unit, n_workers=6, seed=3)
+    with torch.no_grad():  # move away from the seeded init so the weights, not the seed, are restored
+        for p in agent.parameters():
+            p.add_(0.1)
+    agent.save(tmp_path / "gaa")
+    loaded = GAA.load(tmp_path / "gaa")
+    assert loaded.config == agent.config
+    inputs = _random_inputs(6, 7)
+    assert torch.equal(loaded(*inputs), agent(*inputs))
+    with pytest.raises(FileNotFoundError, match="GAA.save"):
+        GAA.load(tmp_path / "missing")
+
+
+# -- Algorithm 1 -----------------------------------------------------------------------------------------
+def test_psi_is_updated_exactly_n_times_k_and_alpha_is_inherited():
+    trainer = GAATrainer(TINY, GAA(seed=0), episodes=2, segment_length=2)
+    assert trainer.segments == TINY.horizon // 2 == 3
+    before = [p.detach().clone() for p in trainer.agent.parameters()]
+    calls = []
+    original_step = trainer.optimizer.step
+
+    def counting_step(*args, **kwargs):
+        calls.append(1)
+        return original_step(*args, **kwargs)
+
+    trainer.optimizer.step = counting_step  # type: ignore[method-assign]
+    trainer.train()
+    assert trainer.optimizer_steps == len(calls) == 2 * 3
+    assert any(not torch.equal(b, p) for b, p in zip(before, trainer.agent.parameters(), strict=True))
+    history = trainer.history
+    assert [(r.episode, r.segment) for r in history] == [(e, k) for e in range(2) for k in range(3)]
+    for prev, nxt in zip(history, history[1:], strict=False):
+        if nxt.episode == prev.episode:
+            assert torch.equal(nxt.alpha_start, prev.alpha_end)  # α₀ of segment k+1 = α_T of segment k
+        else:
+            assert torch.equal(nxt.alpha_start, torch.full((4,), 0.25))  # α₀ = 1/n at episode start
+    assert torch.equal(history[0].alpha_start, torch.full((4,), 0.25))
+    for record in history:
+        assert record.applied_credits.shape == (2, 4)
+        torch.testing.assert_close(record.applied_credits.sum(dim=1), torch.ones(2))
+        assert torch.equal(record.applied_credits[-1], record.alpha_end)
+
+
+def test_trainer_defaults_follow_the_paper():
+    trainer = GAATrainer(SCENARIOS["Digits"].replace(n_workers=4))
+    assert (trainer.episodes, trainer.segment_length, trainer.gamma) == (5, 5, 0.9)
+    assert trainer.segments == 300 // 5 and trainer.sim.scenario.learning_rate == 0.05
+    assert GAATrainer(TINY, server_learning_rate=0.1, segments=1).sim.scenario.learning_rate == 0.1
+
+
+def _double_simulator() -> Simulator:
+    sim = Simulator(TINY.replace(byzantine_fraction=0.5))
+    task = sim.task
+    sim.task = dataclasses.replace(
+        task, shard_x=task.shard_x.double(), qv_x=task.qv_x.double(), test_x=task.test_x.double()
+    )
+    init = sim.model.init
+    sim.model.init = lambda seed: init(seed).double()  # type: ignore[method-assign]
+    return sim
+
+
+@pytest.mark.parametrize("unit", ["equivariant", "paper"])
+def test_segment_loss_gradient_matches_finite_differences(unit):
+    """ℓ_GAA treats each round's state (features, submissions) as an input, as the paper does: record
+    the inputs of one rollout, check that the recorded replay reproduces segment_loss and its autograd
+    gradient, then compare that gradient with central finite differences in float64 (n=4, T=2)."""
+    sim = _double_simulator()
+    state = sim.reset(1)
+    assert state.theta.dtype == state.submissions.dtype == torch.float64
+    agent = GAA(unit, n_workers=4, seed=2).double()
+    alpha0 = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    gamma, lam = 0.9, sim.scenario.learning_rate
+
+    recorded_inputs, recorded_states = [], []
+    inputs = agent.inputs
+
+    def recording_inputs(sim_, state_, previous):
+        recorded_inputs.append(inputs(sim_, state_, previous))
+        recorded_states.append(state_)
+        return recorded_inputs[-1]
+
+    agent.inputs = recording_inputs  # type: ignore[method-assign]
+    loss = segment_loss(agent, sim, state, alpha0, rounds=2, gamma=gamma)
+    agent.inputs = inputs  # type: ignore[method-assign]
+    assert len(recorded_states) == 2
+    params = list(agent.parameters())
+    analytic = torch.autograd.grad(loss, params)
+    assert any(float(g.abs().max()) > 0 for g in analytic)
+
+    def replay() -> torch.Tensor:  # Algorithm 1's segment loss with the recorded inputs held fixed
+        alpha, theta, total = alpha0, recorded_states[0].theta.detach(), torch.zeros((), dtype=torch.float64)
+        for t, (st_, (per_worker, global_)) in enumerate(zip(recorded_states, recorded_inputs, strict=True)):
+            alpha = agent(per_worker, global_, alpha)
+            theta_next = theta - lam * (alpha @ st_.submissions)
+            total = total + gamma**t * (sim.qv_loss(st_, theta_next) - sim.qv_loss(st_, theta))
+            theta = theta_next
+        return total
+
+    base = replay()
+    assert float(base.detach()) == pytest.approx(float(loss.detach()), rel=1e-12, abs=1e-15)
+    for g_replay, g in zip(torch.autograd.grad(base, params), analytic, strict=True):
+        torch.testing.assert_close(g_replay, g, rtol=1e-10, atol=1e-14)
+
+    eps = 1e-5
+    with torch.no_grad():
+        for p, g in zip(params, analytic, strict=True):
+            flat, gflat = p.view(-1), g.reshape(-1)
+            for i in range(0, flat.numel(), max(1, flat.numel() // 6)):  # a spread of coordinates
+                flat[i] += eps
+                up = float(replay())
+                flat[i] -= 2 * eps
+                down = float(replay())
+                flat[i] += eps
+                assert (up - down) / (2 * eps) == pytest.approx(float(gflat[i]), rel=1e-5, abs=1e-10)
+
+
+# -- the policy ------------------------------------------------------------------------------------------
+def test_gaa_policy_is_registered_and_trains_online_every_t_rounds():
+    policy = make_policy("gaa", segment_length=2)
+    assert isinstance(policy, GAAPolicy) and policy.online
+    before = [p.detach().clone() for p in GAA(seed=0).parameters()]
+    result = run_episode("ByzGym/Digits-v0", policy, seed=0, rounds=5, env_kwargs={"n_workers": 5, "eval_every": 5})
+    assert result.rounds == 5 and policy.optimizer_steps == 2  # 5 rounds: two full segments of T=2
+    assert len(policy.segment_losses) == 2 and all(np.isfinite(policy.segment_losses))
+    assert any(not torch.equal(b, p) for b, p in zip(before, policy.agent.parameters(), strict=True))
+
+
+def test_frozen_gaa_policy_loads_weights_and_does_not_train(tmp_path):
+    GAA(seed=5).save(tmp_path / "agent")
+    policy = make_policy("gaa", path=str(tmp_path / "agent"))
+    assert not policy.online
+    weights = [p.detach().clone() for p in policy.agent.parameters()]
+    result = run_episode("ByzGym/Digits-v0", policy, seed=0, rounds=3, env_kwargs={"n_workers": 7, "eval_every": 3})
+    assert result.rounds == 3 and policy.optimizer_steps == 0
+    assert all(torch.equal(w, p) for w, p in zip(weights, policy.agent.parameters(), strict=True))
