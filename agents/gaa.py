@@ -28,6 +28,7 @@ rounds) or frozen (weights loaded from :meth:`GAA.save`, no training).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,12 @@ from byz_gym.policy import Decision, Policy, RoundInput, register_policy
 from byz_gym.sim.features import GLOBAL_FEATURES, WORKER_FEATURES, round_features
 from byz_gym.sim.simulator import SimState, Simulator
 
-__all__ = ["GAA", "GAAPolicy", "UNITS", "STATES"]
+__all__ = ["GAA", "GAAPolicy", "UNITS", "STATES", "normalized_entropy"]
 
 UNITS = ("equivariant", "paper")
 STATES = ("features", "raw")
+CREDIT_INPUTS = ("linear", "log")
+DEFAULT: Any = object()  # "the unit's own default" for options where None means "off"
 N_WORKER_FEATURES = len(WORKER_FEATURES)  # the last one is the previous credit
 N_GLOBAL_FEATURES = len(GLOBAL_FEATURES)
 _CONFIG_FILE, _WEIGHTS_FILE = "gaa_config.json", "gaa_weights.pt"
@@ -76,6 +79,9 @@ class GAA(nn.Module):
         state: str = "features",
         model_dim: int | None = None,
         hidden: int = 32,
+        standardize: bool = False,
+        credit_input: str | None = None,
+        max_logit: float | None = DEFAULT,
         max_parameters: int = 1_000_000,
         seed: int | None = 0,
     ) -> None:
@@ -92,12 +98,26 @@ class GAA(nn.Module):
         self.n_workers = None if n_workers is None else int(n_workers)
         self.model_dim = None if model_dim is None else int(model_dim)
         self.hidden, self.max_parameters = int(hidden), int(max_parameters)
+        self.standardize = bool(standardize)
+        equivariant = unit == "equivariant"
+        if credit_input is None:  # by unit: the paper unit feeds α as published
+            credit_input = "log" if equivariant else "linear"
+        if max_logit is DEFAULT:
+            max_logit = 5.0 if equivariant else None
+        if credit_input not in CREDIT_INPUTS:
+            raise ValueError(f"credit_input must be one of {CREDIT_INPUTS}, got {credit_input!r}")
+        self.credit_input = credit_input
+        if max_logit is not None and not float(max_logit) > 0:
+            raise ValueError(f"max_logit must be positive or None, got {max_logit!r}")
+        self.max_logit = None if max_logit is None else float(max_logit)
+        if self.standardize and unit != "equivariant":
+            raise ValueError("standardize=True is an option of the equivariant unit")
         self.seed = seed
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(int(seed))
             if unit == "equivariant":
-                width = N_WORKER_FEATURES + N_GLOBAL_FEATURES
+                width = N_WORKER_FEATURES + N_GLOBAL_FEATURES + (N_WORKER_FEATURES - 1) * self.standardize
                 self.net: nn.Module = nn.Sequential(
                     nn.Linear(width, self.hidden),
                     nn.Tanh(),
@@ -141,6 +161,9 @@ class GAA(nn.Module):
             "state": self.state_mode,
             "model_dim": self.model_dim,
             "hidden": self.hidden,
+            "standardize": self.standardize,
+            "credit_input": self.credit_input,
+            "max_logit": self.max_logit,
             "max_parameters": self.max_parameters,
             "seed": self.seed,
         }
@@ -193,11 +216,17 @@ class GAA(nn.Module):
         if self.n_workers is not None and self.unit == "paper" and n != self.n_workers:
             raise ValueError(f"this paper unit was built for n_workers={self.n_workers}, got {n} workers")
         prev = n * previous_credit.to(dtype)
+        if self.credit_input == "log":  # bounded: a worker holding all credit must not saturate the unit
+            prev = torch.log(prev + 1e-3)
         if self.state_mode == "features":
             features = per_worker.detach().to(dtype)[:, : N_WORKER_FEATURES - 1]
             glob = global_.detach().to(dtype)
             if self.unit == "equivariant":
-                rows = torch.cat([features, prev[:, None], glob.expand(n, -1)], dim=1)
+                columns = [features, prev[:, None], glob.expand(n, -1)]
+                if self.standardize:  # each feature relative to this round's other workers (scale-free)
+                    spread = features.std(dim=0, unbiased=False, keepdim=True) if n > 1 else torch.ones_like(features)
+                    columns.append((features - features.mean(dim=0, keepdim=True)) / (spread + 1e-2))
+                rows = torch.cat(columns, dim=1)
                 scores = self.net(rows).squeeze(-1)
             else:
                 scores = self.net(torch.cat([features.reshape(-1), glob, prev]))
@@ -205,7 +234,17 @@ class GAA(nn.Module):
             raw = torch.cat([per_worker.detach().reshape(-1), global_.detach().reshape(-1)]).to(dtype)
             raw = torch.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
             scores = self.net(torch.cat([raw, prev]))
+        if self.max_logit is not None:  # bounded scores: the softmax never saturates, ψ keeps a gradient
+            scores = self.max_logit * torch.tanh(scores / self.max_logit)
         return torch.softmax(scores, dim=0)
+
+
+def normalized_entropy(credit: Tensor) -> Tensor:
+    """H(α) / log n ∈ [0, 1]: 1 for uniform credit, 0 for all credit on one worker."""
+    n = credit.shape[-1]
+    if n < 2:
+        return credit.new_zeros(())
+    return -(credit * torch.log(credit.clamp_min(1e-30))).sum(-1) / math.log(n)
 
 
 @register_policy("gaa")
@@ -232,9 +271,15 @@ class GAAPolicy(Policy):
         online: bool | None = None,
         unit: str = "equivariant",
         hidden: int = 32,
+        standardize: bool = False,
+        credit_input: str | None = None,
+        max_logit: float | None = DEFAULT,
+        entropy_bonus: float = 0.01,
         segment_length: int = 5,
         gamma: float = 0.9,
-        agent_learning_rate: float = 1e-2,
+        agent_learning_rate: float = 0.05,
+        max_grad_norm: float | None = None,
+        warmup_episodes: int = 0,
         seed: int = 0,
     ) -> None:
         if int(segment_length) < 1:
@@ -243,9 +288,19 @@ class GAAPolicy(Policy):
             raise ValueError(f"gamma must lie in (0, 1], got {gamma!r}")
         self.agent: GAA | None = GAA.load(path) if path is not None else None
         self.online = path is None if online is None else bool(online)
+        if max_grad_norm is not None and not float(max_grad_norm) > 0:
+            raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm!r}")
+        if int(warmup_episodes) < 0:
+            raise ValueError(f"warmup_episodes must be a non-negative integer, got {warmup_episodes!r}")
         self.unit, self.hidden, self.seed = unit, int(hidden), int(seed)
+        self.standardize, self.credit_input, self.max_logit = bool(standardize), credit_input, max_logit
+        if not float(entropy_bonus) >= 0:
+            raise ValueError(f"entropy_bonus must be a non-negative number, got {entropy_bonus!r}")
+        self.entropy_bonus = float(entropy_bonus)
         self.segment_length, self.gamma = int(segment_length), float(gamma)
         self.agent_learning_rate = float(agent_learning_rate)
+        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        self.warmup_episodes = int(warmup_episodes)
         self.optimizer: torch.optim.Optimizer | None = None
         self.optimizer_steps = 0
         self.segment_losses: list[float] = []
@@ -255,13 +310,45 @@ class GAAPolicy(Policy):
         self._env = env
         n = env.sim.n_workers
         if self.agent is None:
-            self.agent = GAA(self.unit, n_workers=n, hidden=self.hidden, seed=self.seed)
+            self.agent = GAA(
+                self.unit,
+                n_workers=n,
+                hidden=self.hidden,
+                standardize=self.standardize,
+                credit_input=self.credit_input,
+                max_logit=self.max_logit,
+                seed=self.seed,
+            )
         if self.agent.state_mode != "features":
             raise ValueError("GAAPolicy runs agents with state='features' (the env's observation)")
         if self.online and self.optimizer is None:
             self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=self.agent_learning_rate)
+        if self.online and self.warmup_episodes:
+            self._warm_up(env.sim, seed)
         self._alpha = torch.full((n,), 1.0 / n)  # α_{−1}: the recurrent state at episode start
         self._start_segment()
+
+    def _warm_up(self, sim: Simulator, seed: int) -> None:
+        """Algorithm 1's first N − 1 episodes on the policy's own rollouts of the scenario, with seeds
+        disjoint from the evaluated one (the env's run is the N-th episode)."""
+        from agents.gaa_trainer import GAATrainer  # the trainer imports this module
+
+        seeds = [1_000_003 * (e + 1) + int(seed) for e in range(self.warmup_episodes)]
+        self.warmup_seeds = seeds
+        trainer = GAATrainer(
+            sim,
+            self.agent,
+            episodes=self.warmup_episodes,
+            segment_length=self.segment_length,
+            gamma=self.gamma,
+            optimizer=lambda _params: self.optimizer,
+            max_grad_norm=self.max_grad_norm,
+            entropy_bonus=self.entropy_bonus,
+            seeds=seeds,
+        )
+        trainer.train()
+        self.optimizer_steps += trainer.optimizer_steps
+        self.warmup_history = trainer.history
 
     def _start_segment(self) -> None:
         self._alpha = self._alpha.detach()  # α₀ ← α_old
@@ -288,6 +375,8 @@ class GAAPolicy(Policy):
         )
         theta_next = theta - sim.scenario.learning_rate * sim.credited_update(state.submissions, alpha)
         term = sim.qv_loss(state, theta_next) - sim.qv_loss(state, theta)
+        if self.entropy_bonus:
+            term = term - self.entropy_bonus * normalized_entropy(alpha)
         weighted = self.gamma**self._tau * term
         self._loss = weighted if self._loss is None else self._loss + weighted
         self._theta, self._alpha, self._tau = theta_next, alpha, self._tau + 1
@@ -302,6 +391,8 @@ class GAAPolicy(Policy):
         if bool(torch.isfinite(loss)):  # a diverged segment must not corrupt ψ
             self.optimizer.zero_grad()
             loss.backward()
+            if self.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.agent.parameters(), self.max_grad_norm)
             self.optimizer.step()
             self.optimizer_steps += 1
         self.segment_losses.append(float(loss.detach()))

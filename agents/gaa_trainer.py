@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from agents.gaa import GAA
+from agents.gaa import GAA, normalized_entropy
 from byz_gym.sim.scenario import Scenario
 from byz_gym.sim.simulator import SimState, Simulator
 
@@ -60,9 +60,19 @@ def detach_state(state: SimState) -> SimState:
 
 
 def rollout_segment(
-    agent: GAA, sim: Simulator, state: SimState, alpha0: Tensor, *, rounds: int, gamma: float
+    agent: GAA,
+    sim: Simulator,
+    state: SimState,
+    alpha0: Tensor,
+    *,
+    rounds: int,
+    gamma: float,
+    entropy_bonus: float = 0.0,
 ) -> SegmentRollout:
-    """Run ``rounds`` differentiable rounds from ``state`` with recurrent input ``alpha0``."""
+    """Run ``rounds`` differentiable rounds from ``state`` with recurrent input ``alpha0``.
+
+    ``entropy_bonus`` η > 0 subtracts η·H(α_t)/log n from each round's term (not in the paper): a
+    regulariser against all credit collapsing onto one worker."""
     alpha = alpha0.detach()
     alphas = [alpha]
     loss: Tensor | None = None
@@ -72,6 +82,8 @@ def rollout_segment(
         next_state = sim.apply(state, alpha)
         # (1/S) Σ_{z∈B_t} [f(θ_{t+1}, z) − f(θ_t, z)]: the change of the mean loss on round t's batch.
         term = sim.qv_loss(state, next_state.theta) - sim.qv_loss(state, state.theta)
+        if entropy_bonus:
+            term = term - entropy_bonus * normalized_entropy(alpha)
         loss = gamma**t * term if loss is None else loss + gamma**t * term
         alphas.append(alpha)
         state = next_state
@@ -79,9 +91,21 @@ def rollout_segment(
     return SegmentRollout(loss, state, alphas)
 
 
-def segment_loss(agent: GAA, sim: Simulator, state: SimState, alpha0: Tensor, *, rounds: int, gamma: float) -> Tensor:
+def segment_loss(
+    agent: GAA,
+    sim: Simulator,
+    state: SimState,
+    alpha0: Tensor,
+    *,
+    rounds: int,
+    gamma: float,
+    entropy_bonus: float = 0.0,
+) -> Tensor:
     """ℓ_GAA of one segment (differentiable w.r.t. ψ); see :func:`rollout_segment`."""
-    return rollout_segment(agent, sim, detach_state(state), alpha0, rounds=rounds, gamma=gamma).loss
+    rollout = rollout_segment(
+        agent, sim, detach_state(state), alpha0, rounds=rounds, gamma=gamma, entropy_bonus=entropy_bonus
+    )
+    return rollout.loss
 
 
 class GAATrainer:
@@ -93,11 +117,15 @@ class GAATrainer:
     agent: the ``GAA`` to train (default: a fresh equivariant unit).
     episodes: N. segment_length: T. segments: K (default ``horizon // T``). gamma: γ.
     server_learning_rate: λ (default: the scenario's, 0.05 in the presets).
-    agent_learning_rate: step size of the optimiser on ψ (Adam by default; 1e-2 is our choice, at 1e-3
-        online learning on digits was too slow to matter within 300 rounds).
+    agent_learning_rate: step size of the optimiser on ψ (Adam by default). The paper does not state
+        it; 0.05 is our choice: on digits at β = 0.7, 1e-2 learned too slowly to matter within 300
+        rounds, 0.3 diverged (docs/gaa.md).
     optimizer: a factory ``params -> torch.optim.Optimizer`` replacing Adam.
     seeds: the N episode seeds (default ``0 … N−1``).
     second_order: keep worker-gradient graphs (only when building the simulator here).
+    max_grad_norm: clip ∇_ψ ℓ to this norm before each step (None: no clipping, as in the paper).
+    entropy_bonus: η of the entropy regulariser of :func:`rollout_segment` (0 is the paper's loss; our
+        default 0.01 stops the credit collapsing onto one honest worker, see docs/gaa.md).
     """
 
     def __init__(
@@ -110,10 +138,12 @@ class GAATrainer:
         segments: int | None = None,
         gamma: float = 0.9,
         server_learning_rate: float | None = None,
-        agent_learning_rate: float = 1e-2,
+        agent_learning_rate: float = 0.05,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         seeds: Sequence[int] | None = None,
         second_order: bool = False,
+        max_grad_norm: float | None = None,
+        entropy_bonus: float = 0.01,
     ) -> None:
         if isinstance(scenario, Simulator):
             sim = scenario
@@ -137,6 +167,12 @@ class GAATrainer:
         if not (0.0 < float(gamma) <= 1.0):
             raise ValueError(f"gamma must lie in (0, 1], got {gamma!r}")
         self.gamma = float(gamma)
+        if max_grad_norm is not None and not float(max_grad_norm) > 0:
+            raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm!r}")
+        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        if not float(entropy_bonus) >= 0:
+            raise ValueError(f"entropy_bonus must be a non-negative number, got {entropy_bonus!r}")
+        self.entropy_bonus = float(entropy_bonus)
         self.seeds = list(range(self.episodes)) if seeds is None else [int(s) for s in seeds]
         if len(self.seeds) != self.episodes:
             raise ValueError(f"need one seed per episode: {self.episodes} episodes, {len(self.seeds)} seeds")
@@ -157,13 +193,21 @@ class GAATrainer:
             for segment in range(self.segments):
                 alpha0 = alpha_old.detach()  # α₀ ← α_old
                 rollout = rollout_segment(
-                    self.agent, self.sim, detach_state(state), alpha0, rounds=self.segment_length, gamma=self.gamma
+                    self.agent,
+                    self.sim,
+                    detach_state(state),
+                    alpha0,
+                    rounds=self.segment_length,
+                    gamma=self.gamma,
+                    entropy_bonus=self.entropy_bonus,
                 )
                 loss = rollout.loss
                 stepped = bool(torch.isfinite(loss))
                 if stepped:
                     self.optimizer.zero_grad()
                     loss.backward()
+                    if self.max_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(self.agent.parameters(), self.max_grad_norm)
                     self.optimizer.step()
                     self.optimizer_steps += 1
                 alpha_old = rollout.alphas[-1].detach()  # α_old ← α_T

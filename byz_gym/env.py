@@ -11,7 +11,8 @@ import torch
 from gymnasium import spaces
 
 from byz_gym.scenarios import get_scenario
-from byz_gym.sim import GLOBAL_FEATURES, WORKER_FEATURES, Scenario, SimState, Simulator, round_features
+from byz_gym.sim import GLOBAL_FEATURES, WORKER_FEATURES, Scenario, SimState, Simulator
+from byz_gym.sim.features import compute_round_features
 from byz_gym.spaces import Simplex
 
 __all__ = ["ByzantineAggregationEnv"]
@@ -183,6 +184,7 @@ class ByzantineAggregationEnv(gym.Env):
             dtype=np.float32,
         )
         self._state: SimState | None = None
+        self._qv_loss = float("nan")  # f_B(θ_t) of the current round, from its observation features
         self._credit = np.full(n, 1.0 / n, dtype=np.float32)
         self._test_accuracy = (float("nan"), -1)
         self._last_info: dict[str, Any] = {}
@@ -194,12 +196,12 @@ class ByzantineAggregationEnv(gym.Env):
         self._state = state
         self._credit = np.full(self.n_workers, 1.0 / self.n_workers, dtype=np.float32)
         self._test_accuracy = (self.sim.test_accuracy(state), 0)
-        qv_loss = float(self.sim.qv_loss(state))
-        info = self._info(self._credit, state.byzantine_mask, qv_loss, qv_loss, "")
-        return self._observation(), info
+        observation = self._observation()
+        info = self._info(self._credit, state.byzantine_mask, self._qv_loss, self._qv_loss, "")
+        return observation, info
 
     def step(self, action: np.ndarray):
-        return self.step_credit(self.credit_from_action(action))
+        return self._step_credit(self.credit_from_action(action))  # on the simplex by construction
 
     def render(self) -> str | np.ndarray | None:
         if self.render_mode is None or self._state is None:
@@ -229,19 +231,16 @@ class ByzantineAggregationEnv(gym.Env):
         """The credit vector an action maps to, after validating it against the action space."""
         a = self._as_vector(action, "action")
         if self.action_mode == "softmax":
-            if not np.all((a >= -1.0) & (a <= 1.0)):
+            if a.min() < -1.0 or a.max() > 1.0:  # NaN was rejected by _as_vector
                 raise ValueError(f"action must lie in {self.action_space}; got values in [{a.min()}, {a.max()}]")
             z = self.temperature * a.astype(np.float64)
             e = np.exp(z - z.max())
-            return (e / e.sum()).astype(np.float32)
+            return self._check_credit((e / e.sum()).astype(np.float32))
         return self._check_credit(a)
 
     def step_credit(self, credit: Any):
         """Step with an explicit credit vector (a point on the simplex), whatever the action mode."""
-        state = self._require_state()
-        credit = self._check_credit(self._as_vector(credit, "credit"))
-        next_state = self.sim.apply(state, torch.from_numpy(credit))
-        return self._advance(state, next_state, credit)
+        return self._step_credit(self._check_credit(self._as_vector(credit, "credit")))
 
     def step_update(self, update: Any):
         """Step with an aggregated update u (non-linear rules): θ ← θ − λ u. ``info["credit"]`` is NaN."""
@@ -259,9 +258,14 @@ class ByzantineAggregationEnv(gym.Env):
         return self._test_accuracy[0]
 
     # -- internals -------------------------------------------------------------------------------
+    def _step_credit(self, credit: np.ndarray):
+        state = self._require_state()
+        return self._advance(state, self.sim.apply(state, torch.from_numpy(credit)), credit)
+
     def _advance(self, state: SimState, next_state: SimState, credit: np.ndarray):
-        qv_before = float(self.sim.qv_loss(state))
-        qv_after = float(self.sim.qv_loss(state, next_state.theta))
+        qv_before = self._qv_loss  # f_B(θ_t), computed with round t's observation
+        with torch.no_grad():
+            qv_after = float(self.sim.qv_losses_at(state, next_state.theta.detach()[None])[0])
         reason = ""
         if not bool(torch.isfinite(next_state.theta).all()):
             reason = "non-finite parameters"
@@ -279,9 +283,11 @@ class ByzantineAggregationEnv(gym.Env):
         return self._observation(), float(reward), bool(reason), False, info
 
     def _observation(self) -> np.ndarray:
-        per_worker, global_ = round_features(self.sim, self._require_state(), torch.from_numpy(self._credit))
-        obs = torch.cat([per_worker.reshape(-1), global_]).numpy()
-        return np.clip(obs, self.observation_space.low, self.observation_space.high)
+        """Round t's observation; also caches f_B(θ_t) for the reward of the coming step."""
+        features = compute_round_features(self.sim, self._require_state(), torch.from_numpy(self._credit))
+        self._qv_loss = float(features.qv_loss)
+        obs = np.concatenate([features.per_worker.numpy().reshape(-1), features.global_.numpy()])
+        return np.clip(obs, self.observation_space.low, self.observation_space.high, out=obs)
 
     def _info(self, credit: np.ndarray, mask: torch.Tensor, qv_before: float, qv_after: float, reason: str):
         mask_np = mask.numpy().copy()
@@ -318,8 +324,8 @@ class ByzantineAggregationEnv(gym.Env):
         return a
 
     def _check_credit(self, credit: np.ndarray) -> np.ndarray:
-        total = float(credit.astype(np.float64).sum())
-        if np.any(credit < 0) or abs(total - 1.0) > 1e-4:
+        total = float(credit.sum(dtype=np.float64))
+        if credit.min() < 0 or abs(total - 1.0) > 1e-4:
             raise ValueError(
                 f"credit must lie on the simplex (entries >= 0, sum 1 within 1e-4); "
                 f"got min {credit.min():.3g}, sum {total:.6g}"

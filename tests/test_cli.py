@@ -126,3 +126,98 @@ def test_module_and_console_script_entry_points():
     for command in ([sys.executable, "-m", "byz_gym", "list"], [shutil.which("byz-gym") or "byz-gym", "list"]):
         out = subprocess.run(command, capture_output=True, text=True, check=True)
         assert "ByzGym/Digits-v0" in out.stdout
+
+
+# -- train | evaluate | plot ---------------------------------------------------------------------------------
+@pytest.fixture
+def one_torch_thread():
+    """The tiny env runs fastest on one thread (two OpenMP threads on two busy cores: up to 30x slower)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_train_ppo_then_run_and_evaluate_the_model(tmp_path, capsys, one_torch_thread):
+    out = tmp_path / "ppo"
+    tiny = '{"n_steps": 32, "batch_size": 32, "n_epochs": 1}'
+    args = ["train", "--algo", "ppo", "--timesteps", "64", "--n-envs", "1", "--env-kwargs", SMALL_ENV]
+    assert main([*args, "--hyperparams", tiny, "--out", str(out), "--no-progress"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(out)
+    for name in ("model.zip", "config.json", "vecnormalize.pkl", "monitor/0.monitor.csv"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert (config["algo"], config["total_timesteps"], config["hyperparams"]["n_steps"]) == ("ppo", 64, 32)
+
+    run = ["run", "--policy", f"sb3:{out}", "--env-kwargs", SMALL_ENV, "--rounds", "3", "--json"]
+    assert main(run) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (record["policy"], record["rounds"]) == ("sb3:ppo", 3)
+
+    assert main(["evaluate", "--model", str(out), "--seeds", "0", "1"]) == 0
+    report = capsys.readouterr().out
+    assert "seeds [0, 1] x 1 episode(s)" in report
+    assert __import__("re").search(r"episode return: \S+ ± \S+ \(n=2\)", report)
+    assert "final test accuracy:" in report and "credit on Byzantine workers:" in report
+
+
+def test_train_gaa_writes_the_agent_and_its_config(tmp_path, capsys, monkeypatch, one_torch_thread):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--algo", "gaa", "--timesteps", "12", "--seed", "3", "--env-kwargs", SMALL_ENV]
+    assert main([*args, "--hyperparams", '{"segment_length": 3, "hidden": 8}', "--no-progress"]) == 0
+    run_dir = tmp_path / "runs" / "gaa" / "Digits-v0_s3"  # the default folder
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(run_dir.relative_to(tmp_path))
+    assert {p.name for p in run_dir.iterdir()} == {"gaa_config.json", "gaa_weights.pt", "config.json"}
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["algo"], config["episodes"], config["segments"], config["agent"]["hidden"]) == ("gaa", 2, 2, 8)
+    assert config["optimizer_steps"] == 4 and config["scenario"]["n_workers"] == 8
+
+    run = ["run", "--policy", f"gaa:{run_dir}", "--env-kwargs", SMALL_ENV, "--rounds", "2", "--json"]
+    assert main(run) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["policy"] == "gaa"
+
+
+def test_train_rejects_an_unknown_algorithm(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--algo", "dqn"])
+    assert exit_info.value.code == 2
+    assert "argument --algo: invalid choice: 'dqn'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--algo", "gaa", "--n-envs", "2"], "n_envs apply to SB3 algorithms only"),
+        (["train", "--algo", "ppo", "--env", "ByzGym/Nope-v0"], "unknown env id 'ByzGym/Nope-v0'"),
+        (["train", "--algo", "ppo", "--hyperparams", '{"n_step": 8}'], r"unknown hyperparameter\(s\) \['n_step'\]"),
+        (
+            ["train", "--algo", "ppo", "--hyperparams", "missing.yml"],
+            "hyperparameter file 'missing.yml' does not exist",
+        ),
+        (["evaluate", "--model", "no/such/run"], "SB3 model 'no/such/run' not found"),
+        (["run", "--policy", "sb3:no/such/run"], "SB3 model 'no/such/run' not found"),
+        (["plot", "--results", "no/such.jsonl", "--out", "x.png"], "results file 'no/such.jsonl' does not exist"),
+    ],
+)
+def test_train_evaluate_plot_errors_are_one_clear_line(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"byz-gym {args[0]}: error:")
+    assert __import__("re").search(message, err)
+
+
+def test_plot_draws_the_accuracy_curves_of_a_results_file(tmp_path, capsys):
+    from byz_gym.experiments import RunResult, write_jsonl
+
+    records = [
+        RunResult("ByzGym/Digits-v0", name, 0, 4, 0.5, float("nan"), 1.0, 0.1, accuracy_curve=[(0, 0.1), (4, 0.5)])
+        for name in ("uniform", "oracle")
+    ]
+    results = write_jsonl(tmp_path / "results.jsonl", [r.to_dict() for r in records])
+    out = tmp_path / "plots" / "accuracy.png"
+    assert main(["plot", "--results", str(results), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from byz_gym.experiments.detection import DetectionTracker
 from byz_gym.policy import Decision, Policy, RoundInput
 
 __all__ = ["RunResult", "run_episode"]
@@ -35,12 +37,36 @@ class RunResult:
     total_reward: float = 0.0
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     accuracy_curve: list[tuple[int, float]] = field(default_factory=list)  # (round, test accuracy)
+    # {"gaa+"|"geomed+": {K: mean precision}} over the second half of the rounds (``detection=True``)
+    detection: dict[str, dict[int, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe record: tuples become lists, NaN and Inf become ``None``."""
         record = asdict(self)
         record["accuracy_curve"] = [list(point) for point in self.accuracy_curve]
         return _json_safe(record)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> RunResult:
+        """Inverse of ``to_dict`` (after a JSON round trip); keys that are not fields are ignored."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        required = [n for n, f in fields.items() if f.default is MISSING and f.default_factory is MISSING]
+        missing = [name for name in required if name not in record]
+        if missing:
+            raise ValueError(f"not a run record: missing {missing}")
+        values = {
+            k: (float("nan") if v is None and fields[k].type == "float" else v)
+            for k, v in record.items()
+            if k in fields
+        }
+        values["accuracy_curve"] = [
+            (int(r), float("nan") if a is None else float(a)) for r, a in record.get("accuracy_curve", [])
+        ]
+        values["detection"] = {
+            method: {int(k): float("nan") if v is None else float(v) for k, v in scores.items()}
+            for method, scores in (record.get("detection") or {}).items()
+        }
+        return cls(**values)
 
 
 def _json_safe(value: Any) -> Any:
@@ -72,9 +98,15 @@ def run_episode(
     rounds: int | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     progress: bool = False,
+    detection: bool = False,
 ) -> RunResult:
     """Train the env's model for ``rounds`` rounds (default: its horizon) with ``policy`` choosing
     each round's credit. Test accuracy is recorded at the env's evaluation cadence and at the end.
+
+    ``detection=True`` also scores, over the second half of the rounds (once the policy had time to
+    learn), the paper's detectors against the true Byzantine mask: GAA+ (the K workers with the least
+    credit; linear policies only) and GeoMed+ (Procedure 1 on the round's submissions), at the
+    paper's K = 1, 10, 35 (Table 4).
     """
     env_kwargs = dict(env_kwargs or {})
     wrapped = gym.make(env_id, **env_kwargs)
@@ -93,9 +125,16 @@ def run_episode(
         from tqdm.auto import tqdm
 
         iterator = tqdm(iterator, desc=f"{policy.name} on {env_id}", unit="round", leave=False)
-    for _ in iterator:
-        decision = policy.act(RoundInput(observation, info, lambda: env.submissions))
+    trackers = {"gaa+": DetectionTracker("gaa+"), "geomed+": DetectionTracker("geomed+")} if detection else {}
+    for t in iterator:
+        round_input = RoundInput(observation, info, lambda: env.submissions)
+        decision = policy.act(round_input)
+        submissions = round_input.submissions if trackers and t >= rounds // 2 else None
         observation, reward, terminated, _, info = _step(env, decision)
+        if submissions is not None:
+            trackers["geomed+"].update(submissions, info["byzantine_mask"])
+            if np.isfinite(info["credit"]).all():
+                trackers["gaa+"].update(info["credit"], info["byzantine_mask"])
         policy.observe(reward, info)
         total_reward += reward
         credit_mass.append(info["byzantine_credit"])
@@ -108,6 +147,11 @@ def run_episode(
         curve.append((info["round"], env.evaluate_test_accuracy()))
     wrapped.close()
     masses = np.asarray(credit_mass, dtype=np.float64)
+    detected = {
+        method: {k: v["precision"] for k, v in tracker.summary().items()}
+        for method, tracker in trackers.items()
+        if tracker.rounds
+    }
     return RunResult(
         env=env_id,
         policy=policy.name,
@@ -123,4 +167,5 @@ def run_episode(
         total_reward=float(total_reward),
         env_kwargs=env_kwargs,
         accuracy_curve=curve,
+        detection=detected,
     )

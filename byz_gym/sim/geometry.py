@@ -99,8 +99,13 @@ def _refine_close_pairs(grads: Tensor, dist: Tensor, close: Tensor) -> None:
         dist[members[:, None], members[None, :]] = 0.5 * (block + block.T)
 
 
-def symlog(x: Tensor) -> Tensor:
-    """sign(x)·log(1 + |x|), with NaN -> 0 and ±Inf -> ±log(1 + float32 max) (about ±88.7)."""
+def symlog(x: Tensor | np.ndarray) -> Tensor | np.ndarray:
+    """sign(x)·log(1 + |x|) in float32, with NaN -> 0 and ±Inf -> ±log(1 + float32 max) (about ±88.7).
+    A NumPy array gives a NumPy array (no torch dispatch for the small arrays of the features)."""
     big = torch.finfo(torch.float32).max
+    if isinstance(x, np.ndarray):
+        with np.errstate(over="ignore"):  # float64 beyond float32 range becomes ±Inf, then ±big
+            x = np.nan_to_num(x.astype(np.float32), nan=0.0, posinf=big, neginf=-big)
+        return np.sign(x) * np.log1p(np.abs(x))
     x = torch.nan_to_num(x.to(torch.float32), nan=0.0, posinf=big, neginf=-big)
     return torch.sign(x) * torch.log1p(x.abs())

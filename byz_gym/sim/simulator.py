@@ -10,12 +10,12 @@ two policies evaluated on one seed see the same randomness (common random number
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import grad, vmap
 
 from byz_gym.sim.attacks import SCHEDULES, TAMPERINGS, TamperContext
@@ -23,7 +23,7 @@ from byz_gym.sim.model import FlatModel
 from byz_gym.sim.scenario import Scenario
 from byz_gym.sim.tasks import make_task
 
-__all__ = ["SimState", "Simulator", "round_generator"]
+__all__ = ["QVProbe", "SimState", "Simulator", "round_generator"]
 
 # Independent random streams within a round.
 _STREAM_INIT, _STREAM_SCHEDULE, _STREAM_BATCH, _STREAM_QV, _STREAM_TAMPER = range(5)
@@ -47,6 +47,143 @@ class SimState:
     submissions: Tensor  # [n, d] V_t: honest gradients with the Byzantine rows tampered
 
 
+class QVProbe(NamedTuple):
+    """What the server learns from round t's QV batch B in one pass (``Simulator.qv_probe``)."""
+
+    loss: Tensor  # f_B(θ_t), a float32 scalar
+    gradient: Tensor  # [d] ∇f_B(θ_t)
+    losses_after: Tensor  # [k] f_B(θ_t − λ u_k) for each candidate update u_k
+
+
+# Elementwise activations the stacked-MLP fast path knows, with their derivative from the output.
+_ACTIVATIONS: dict[type[nn.Module], tuple[Any, Any]] = {
+    nn.ReLU: (torch.relu, lambda out: out > 0),
+    nn.Tanh: (torch.tanh, lambda out: 1.0 - out * out),
+    nn.Sigmoid: (torch.sigmoid, lambda out: out * (1.0 - out)),
+    nn.Identity: (lambda h: h, None),
+}
+
+
+class _StackedMLP:
+    """A plain MLP (``nn.Linear`` layers and elementwise activations run in registration order, no
+    buffers) evaluated straight from flat θ: many θ at once with one GEMM and batched products, and
+    the loss gradient at one θ by hand-written backpropagation. For small networks this is several
+    times faster than ``vmap`` / ``torch.func.grad`` over ``functional_call``, whose per-op overhead
+    dominates; the QV statistics of every observation use it. ``build`` returns ``None`` (callers
+    fall back to ``vmap``) unless the module is such a chain and the fast path reproduces the
+    module's logits and ``torch.func.grad``'s gradient on a probe batch.
+    """
+
+    def __init__(self, layers: list[tuple[slice, tuple[int, int], slice | None] | type[nn.Module]]) -> None:
+        self.layers = layers  # Linear: (weight slice of θ, (out, in), bias slice or None); else activation type
+
+    @classmethod
+    def build(cls, model: FlatModel, loss: Any, x: Tensor, y: Tensor) -> _StackedMLP | None:
+        if model.buffers or x.dim() != 2:
+            return None
+        start = dict(zip(model.names, np.cumsum([0, *model.numels]).tolist(), strict=False))
+        layers: list[Any] = []
+        for name, module in model.module.named_modules():
+            if next(module.children(), None) is not None:
+                continue  # a container; its leaves follow
+            prefix = f"{name}." if name else ""
+            if type(module) is nn.Linear:
+                w = start[prefix + "weight"]
+                bias = None if module.bias is None else start[prefix + "bias"]
+                out, inp = module.weight.shape
+                layers.append((slice(w, w + out * inp), (out, inp), None if bias is None else slice(bias, bias + out)))
+            elif type(module) in _ACTIVATIONS:
+                layers.append(type(module))
+            else:
+                return None
+        mlp = cls(layers)
+        with torch.no_grad():  # the probe: the module's own logits and gradient at two points
+            thetas = torch.stack([model.init(0), model.init(1)])
+            expected = torch.stack([model(theta, x) for theta in thetas])
+            if expected.shape != (2, x.shape[0], expected.shape[-1]):
+                return None
+            same = torch.allclose(mlp.logits(thetas, x), expected, rtol=1e-4, atol=1e-5)
+            for theta in thetas:
+                value, gradient = mlp.loss_and_gradient(theta, x, y)
+                same = same and torch.allclose(gradient, grad(loss)(theta, x, y), rtol=1e-3, atol=1e-6)
+                same = same and torch.allclose(value, loss(theta, x, y), rtol=1e-5)
+        return mlp if same else None
+
+    def logits(self, thetas: Tensor, x: Tensor) -> Tensor:
+        """``[k, m, classes]``: the network at each row of ``thetas`` ``[k, d]`` on ``x`` ``[m, in]``."""
+        return self._logits(lambda part: thetas[:, part], thetas.shape[0], x)
+
+    def losses(self, thetas: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        """``[k]`` mean cross-entropy on ``(x, y)`` at each row of ``thetas``."""
+        return self._mean_losses(self.logits(thetas, x), y)
+
+    def stepped_losses(self, theta: Tensor, updates: Tensor, step: float, x: Tensor, y: Tensor) -> Tensor:
+        """``losses`` at θ − step·u_k for each row of ``updates``, built layer by layer (the same
+        numbers, without materialising the ``[k, d]`` stack and re-copying its weight blocks)."""
+        return self._mean_losses(
+            self._logits(lambda part: torch.add(theta[part], updates[:, part], alpha=-step), updates.shape[0], x), y
+        )
+
+    def _logits(self, parameters: Any, k: int, x: Tensor) -> Tensor:
+        m, h = x.shape[0], None
+        for layer in self.layers:
+            if not isinstance(layer, tuple):
+                h = _ACTIVATIONS[layer][0](x.expand(k, -1, -1) if h is None else h)
+                continue
+            w, (out, inp), b = layer
+            if h is None:  # the shared input: one GEMM against all k weight matrices
+                h = (x @ parameters(w).reshape(k * out, inp).T).view(m, k, out).transpose(0, 1)
+                h = h if b is None else h + parameters(b)[:, None, :]
+            elif b is None:
+                h = torch.bmm(h, parameters(w).view(k, out, inp).transpose(1, 2))
+            else:
+                h = torch.baddbmm(parameters(b)[:, None, :], h, parameters(w).view(k, out, inp).transpose(1, 2))
+        return x.expand(k, -1, -1) if h is None else h
+
+    @staticmethod
+    def _mean_losses(logits: Tensor, y: Tensor) -> Tensor:
+        k, m = logits.shape[:2]
+        return F.cross_entropy(logits.reshape(k * m, -1), y.repeat(k), reduction="none").view(k, m).mean(dim=1)
+
+    def loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        """Mean cross-entropy at one θ (plain matrix products, no batching)."""
+        return F.cross_entropy(self._forward(theta, x)[0], y)
+
+    def _forward(self, theta: Tensor, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Logits at one θ and each layer's input (for the backward pass)."""
+        inputs, h = [], x
+        for layer in self.layers:
+            inputs.append(h)
+            if isinstance(layer, tuple):
+                w, shape, b = layer
+                weight = theta[w].view(shape)
+                h = h @ weight.T if b is None else torch.addmm(theta[b], h, weight.T)
+            else:
+                h = _ACTIVATIONS[layer][0](h)
+        return h, inputs
+
+    def loss_and_gradient(self, theta: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean cross-entropy at one θ and its gradient (backpropagation written out)."""
+        h, inputs = self._forward(theta, x)
+        loss = F.cross_entropy(h, y)
+        upstream = torch.softmax(h, dim=1)
+        upstream[torch.arange(y.shape[0]), y] -= 1.0
+        upstream /= y.shape[0]
+        gradient = torch.zeros_like(theta)
+        for layer, h_in in zip(reversed(self.layers), reversed(inputs), strict=True):
+            if isinstance(layer, tuple):
+                w, shape, b = layer
+                gradient[w] = (upstream.T @ h_in).reshape(-1)
+                if b is not None:
+                    gradient[b] = upstream.sum(dim=0)
+                upstream = upstream @ theta[w].view(shape)
+            else:
+                derivative = _ACTIVATIONS[layer][1]
+                if derivative is not None:
+                    upstream = upstream * derivative(_ACTIVATIONS[layer][0](h_in))
+        return loss, gradient
+
+
 class Simulator:
     """Trains ``scenario.task`` with ``n`` workers of which ``round(β n)`` are Byzantine.
 
@@ -67,15 +204,19 @@ class Simulator:
         self.n_workers = scenario.n_workers
         self.n_byzantine = scenario.n_byzantine
         self.dim = self.model.dim
+        self._qv_batch_cache: tuple[tuple[int, int], tuple[Tensor, Tensor]] | None = None
         self._build_transforms()
 
     def _build_transforms(self) -> None:
         self._per_worker_grad = vmap(grad(self._loss), in_dims=(None, 0, 0))
         self._losses_at = vmap(self._loss, in_dims=(0, None, None))
+        probe = min(8, self.task.qv_y.shape[0])
+        self._mlp = _StackedMLP.build(self.model, self._loss, self.task.qv_x[:probe], self.task.qv_y[:probe])
 
     def __getstate__(self) -> dict[str, Any]:  # torch.func transforms do not pickle; rebuild them
         state = self.__dict__.copy()
-        del state["_per_worker_grad"], state["_losses_at"]
+        del state["_per_worker_grad"], state["_losses_at"], state["_mlp"]
+        state["_qv_batch_cache"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -185,11 +326,19 @@ class Simulator:
 
     # -- quasi-validation ------------------------------------------------------------------------
     def qv_batch(self, state: SimState) -> tuple[Tensor, Tensor]:
-        """The server's QV batch B of round t, drawn from the QV pool."""
+        """The server's QV batch B of round t, drawn from the QV pool.
+
+        A function of ``(seed, t)`` only; the latest batch is cached because the env reads it
+        several times per round (features, reward). Treat the returned tensors as read-only."""
+        key = (state.seed, state.round_index)
+        if self._qv_batch_cache is not None and self._qv_batch_cache[0] == key:
+            return self._qv_batch_cache[1]
         pool = self.task.qv_y.shape[0]
         size = min(self.scenario.qv_batch_size, pool)
         index = torch.randperm(pool, generator=round_generator(state.seed, state.round_index, _STREAM_QV))[:size]
-        return self.task.qv_x[index], self.task.qv_y[index]
+        batch = (self.task.qv_x[index], self.task.qv_y[index])
+        self._qv_batch_cache = (key, batch)
+        return batch
 
     def qv_loss(self, state: SimState, theta: Tensor | None = None) -> Tensor:
         """f_B(θ): mean loss on round t's QV batch at ``theta`` (default θ_t)."""
@@ -202,10 +351,42 @@ class Simulator:
         return grad(self._loss)(state.theta.detach(), x, y)
 
     def qv_losses_after(self, state: SimState, updates: Tensor) -> Tensor:
-        """``[k]``: f_B(θ_t − λ u_k) for each row u_k of ``updates`` (one vmapped call)."""
+        """``[k]``: f_B(θ_t − λ u_k) for each row u_k of ``updates`` (one batched call)."""
+        if self._mlp is not None and not (updates.requires_grad and torch.is_grad_enabled()):
+            x, y = self.qv_batch(state)
+            return self._mlp.stepped_losses(state.theta.detach(), updates, self.scenario.learning_rate, x, y)
+        return self.qv_losses_at(state, self._stepped(state.theta.detach(), updates))
+
+    def qv_losses_at(self, state: SimState, thetas: Tensor) -> Tensor:
+        """``[k]``: f_B(θ_k) on round t's QV batch for each row θ_k of ``thetas`` (one batched call;
+        differentiable only through the ``vmap`` path, taken when ``thetas`` requires grad)."""
         x, y = self.qv_batch(state)
-        thetas = state.theta.detach() - self.scenario.learning_rate * updates
+        if self._mlp is not None and not (thetas.requires_grad and torch.is_grad_enabled()):
+            if thetas.shape[0] == 1:  # e.g. the env's reward: a plain forward is cheaper than a batched one
+                return self._mlp.loss(thetas[0], x, y)[None]
+            return self._mlp.losses(thetas, x, y)
         return self._losses_at(thetas, x, y)
+
+    @torch.no_grad()
+    def qv_probe(self, state: SimState, updates: Tensor) -> QVProbe:
+        """f_B(θ_t), ∇f_B(θ_t) and f_B(θ_t − λ u_k) for each row of ``updates``, all detached: what
+        ``qv_loss``, ``qv_gradient`` and ``qv_losses_after`` return (up to float rounding), in one
+        backward pass at θ_t and one batched forward (the observation features' hot path)."""
+        x, y = self.qv_batch(state)
+        theta, updates = state.theta.detach(), updates.detach()
+        if self._mlp is not None:
+            loss, gradient = self._mlp.loss_and_gradient(theta, x, y)
+            losses_after = self._mlp.stepped_losses(theta, updates, self.scenario.learning_rate, x, y)
+            return QVProbe(loss, gradient, losses_after)
+        with torch.enable_grad():
+            point = theta.clone().requires_grad_(True)
+            loss = self._loss(point, x, y)
+            (gradient,) = torch.autograd.grad(loss, point)
+        return QVProbe(loss.detach(), gradient, self._losses_at(self._stepped(theta, updates), x, y))
+
+    def _stepped(self, theta: Tensor, updates: Tensor) -> Tensor:
+        """``[k, d]``: θ − λ u_k for each row of ``updates`` (one fused pass)."""
+        return torch.add(theta, updates, alpha=-self.scenario.learning_rate)
 
     # -- reporting -------------------------------------------------------------------------------
     @torch.no_grad()

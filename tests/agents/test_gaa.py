@@ -121,8 +121,9 @@ def test_trainer_defaults_follow_the_paper():
     assert GAATrainer(TINY, server_learning_rate=0.1, segments=1).sim.scenario.learning_rate == 0.1
 
 
-def _double_simulator() -> Simulator:
-    sim = Simulator(TINY.replace(byzantine_fraction=0.5))
+def _double_simulator(scenario=None, *, second_order: bool = False) -> Simulator:
+    scenario = TINY.replace(byzantine_fraction=0.5) if scenario is None else scenario
+    sim = Simulator(scenario, second_order=second_order)
     task = sim.task
     sim.task = dataclasses.replace(
         task, shard_x=task.shard_x.double(), qv_x=task.qv_x.double(), test_x=task.test_x.double()
@@ -187,6 +188,75 @@ def test_segment_loss_gradient_matches_finite_differences(unit):
                 assert (up - down) / (2 * eps) == pytest.approx(float(gflat[i]), rel=1e-5, abs=1e-10)
 
 
+def test_second_order_gradient_flows_through_the_workers_gradients():
+    """With ``second_order=True`` the submissions of round t+1 depend on θ_{t+1}, hence on α_t: ℓ_GAA's
+    gradient then has the extra term. Check it against a replay that recomputes the workers' gradients
+    from θ (features held fixed), against finite differences, and that it differs from first order.
+    No Byzantine worker, so every submission is an honest gradient (float64, n=4, T=2)."""
+    clean = TINY.replace(byzantine_fraction=0.0)
+    sims = {order: _double_simulator(clean, second_order=order) for order in (False, True)}
+    agent = GAA(seed=3).double()
+    alpha0 = torch.full((4,), 0.25, dtype=torch.float64)
+    params = list(agent.parameters())
+    gradients = {}
+    for order, sim in sims.items():
+        loss = segment_loss(agent, sim, sim.reset(2), alpha0, rounds=2, gamma=0.9)
+        gradients[order] = torch.autograd.grad(loss, params)
+    sim = sims[True]
+    state0 = sim.reset(2)
+    inputs = []
+    alpha, state = alpha0, state0
+    with torch.no_grad():  # the features of the two rounds, as the rollout computes them
+        for _ in range(2):
+            inputs.append(agent.inputs(sim, state, alpha))
+            alpha = agent(*inputs[-1], alpha)
+            state = sim.apply(state, alpha)
+
+    def replay() -> torch.Tensor:
+        alpha, theta, total = alpha0, state0.theta.detach(), torch.zeros((), dtype=torch.float64)
+        state = state0
+        for t, (per_worker, global_) in enumerate(inputs):
+            submissions = sim.honest_gradients(theta, 2, t)  # keeps d submissions / d θ
+            alpha = agent(per_worker, global_, alpha)
+            theta_next = theta - clean.learning_rate * (alpha @ submissions)
+            total = total + 0.9**t * (sim.qv_loss(state, theta_next) - sim.qv_loss(state, theta))
+            theta = theta_next
+            state = dataclasses.replace(state, round_index=t + 1)
+        return total
+
+    for g_replay, g in zip(torch.autograd.grad(replay(), params), gradients[True], strict=True):
+        torch.testing.assert_close(g_replay, g, rtol=1e-9, atol=1e-13)
+    difference = max(float((a - b).abs().max()) for a, b in zip(gradients[True], gradients[False], strict=True))
+    assert difference > 1e-6 * max(float(g.abs().max()) for g in gradients[True])
+    eps = 1e-5
+    with torch.no_grad():
+        for p, g in ((params[0], gradients[True][0]), (params[-2], gradients[True][-2])):
+            flat, gflat = p.view(-1), g.reshape(-1)
+            for i in range(0, flat.numel(), max(1, flat.numel() // 4)):
+                flat[i] += eps
+                up = float(replay())
+                flat[i] -= 2 * eps
+                down = float(replay())
+                flat[i] += eps
+                assert (up - down) / (2 * eps) == pytest.approx(float(gflat[i]), rel=1e-5, abs=1e-10)
+
+
+def test_trainer_clips_the_agent_gradient():
+    trainer = GAATrainer(TINY, GAA(seed=0), episodes=1, segment_length=2, segments=1, max_grad_norm=1e-3)
+    norms = []
+    step = trainer.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        norms.append(float(torch.cat([p.grad.reshape(-1) for p in trainer.agent.parameters()]).norm()))
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = recording_step  # type: ignore[method-assign]
+    trainer.train()
+    assert len(norms) == 1 and norms[0] <= 1e-3 * (1 + 1e-5)
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        GAATrainer(TINY, max_grad_norm=0.0)
+
+
 # -- the policy ------------------------------------------------------------------------------------------
 def test_gaa_policy_is_registered_and_trains_online_every_t_rounds():
     policy = make_policy("gaa", segment_length=2)
@@ -206,3 +276,29 @@ def test_frozen_gaa_policy_loads_weights_and_does_not_train(tmp_path):
     result = run_episode("ByzGym/Digits-v0", policy, seed=0, rounds=3, env_kwargs={"n_workers": 7, "eval_every": 3})
     assert result.rounds == 3 and policy.optimizer_steps == 0
     assert all(torch.equal(w, p) for w, p in zip(weights, policy.agent.parameters(), strict=True))
+
+
+def test_standardized_unit_stays_equivariant_and_round_trips(tmp_path):
+    agent = GAA(standardize=True, seed=4)
+    per_worker, global_, previous = _random_inputs(9, 4)
+    credit = agent(per_worker, global_, previous).detach()
+    perm = torch.randperm(9, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(agent(per_worker[perm], global_, previous[perm]).detach(), credit[perm])
+    loaded = GAA.load(agent.save(tmp_path / "std"))
+    assert loaded.standardize and torch.equal(loaded(per_worker, global_, previous).detach(), credit)
+    with pytest.raises(ValueError, match="equivariant unit"):
+        GAA("paper", n_workers=3, standardize=True)
+
+
+def test_warmup_episodes_train_before_the_evaluated_run_on_other_seeds():
+    policy = make_policy("gaa", segment_length=2, warmup_episodes=2)
+    env_kwargs = {"n_workers": 4, "horizon": 4, "eval_every": 4}
+    run_episode("ByzGym/Digits-v0", policy, seed=7, env_kwargs=env_kwargs)
+    # 2 warm-up episodes of 4 // 2 = 2 segments, then 2 online segments in the evaluated run
+    assert policy.optimizer_steps == 2 * 2 + 2
+    assert [r.episode for r in policy.warmup_history] == [0, 0, 1, 1]
+    assert 7 not in policy.warmup_seeds and len(set(policy.warmup_seeds)) == 2
+    with pytest.raises(ValueError, match="warmup_episodes"):
+        make_policy("gaa", warmup_episodes=-1)
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        make_policy("gaa", max_grad_norm=-1.0)

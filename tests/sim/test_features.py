@@ -51,3 +51,86 @@ def test_one_step_loss_change_matches_a_direct_computation(sim):
     torch.testing.assert_close(per_worker[:, names.index("qv_loss_change")], expected, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(global_[0], torch.log1p(before))
     torch.testing.assert_close(per_worker[:, names.index("previous_credit")], torch.ones(10))
+
+
+def _reference_features(sim: Simulator, state: SimState, previous_credit: torch.Tensor):
+    """The features straight from their definitions, in float64 with exact distances (slow)."""
+    grads = state.submissions.double()
+    n = grads.shape[0]
+    qv_loss = sim.qv_loss(state).double()
+    qv_grad = sim.qv_gradient(state).double()
+    after = torch.stack([sim.qv_loss(state, state.theta - sim.scenario.learning_rate * v) for v in state.submissions])
+    mean, median = grads.mean(0), grads.nanmedian(0).values
+
+    def cos(reference):
+        return torch.nn.functional.cosine_similarity(grads, reference[None], dim=1, eps=1e-300)
+
+    dist = torch.cdist(grads, grads, compute_mode="donot_use_mm_for_euclid_dist")
+    off = dist[~torch.eye(n, dtype=torch.bool)].view(n, n - 1)
+    score = off.median(dim=1).values / off.reshape(-1).median()
+
+    def symlog(x):
+        return torch.sign(x) * torch.log1p(x.abs())
+
+    per_worker = torch.stack(
+        [
+            symlog(grads.norm(dim=1)),
+            cos(mean),
+            cos(median),
+            cos(qv_grad),
+            symlog((after.double() - qv_loss) / qv_loss),
+            symlog(score),
+            n * previous_credit.double(),
+        ],
+        dim=1,
+    )
+    return per_worker, symlog(torch.stack([qv_loss, mean.norm(), qv_grad.norm()]))
+
+
+@pytest.mark.parametrize("scenario", ["Digits", "Digits-Majority", "Digits-ALIE"])
+def test_features_match_their_float64_definitions(scenario):
+    """The fast path (float32 products, median-centred Gram, batched QV losses) against the
+    definitions. Digits-Majority's distance medians land on tight pairs, where the float32 Gram is
+    not trusted and the exact distances are used."""
+    sim = Simulator(SCENARIOS[scenario].replace(n_workers=12))
+    state = sim.reset(4)
+    credit = torch.softmax(torch.linspace(-1, 1, 12), 0)
+    score = [f.name for f in WORKER_FEATURES].index("distance_score")
+    for _ in range(3):
+        per_worker, global_ = round_features(sim, state, credit)
+        expected_per_worker, expected_global = _reference_features(sim, state, credit)
+        torch.testing.assert_close(per_worker.double(), expected_per_worker, rtol=1e-4, atol=2e-5)
+        torch.testing.assert_close(global_.double(), expected_global, rtol=1e-5, atol=1e-5)
+        # The distance score itself (not its symlog) to 1e-5 relative: tight pairs are not trusted
+        # to the float32 Gram (which is ~1e-4 off on Digits-Majority's honest pairs).
+        torch.testing.assert_close(
+            torch.expm1(per_worker[:, score].double()), torch.expm1(expected_per_worker[:, score]), rtol=1e-5, atol=0.0
+        )
+        state = sim.apply(state, credit)
+
+
+def test_qv_probe_matches_the_separate_qv_methods(sim):
+    state = sim.apply(sim.reset(6), torch.full((10,), 0.1))
+    probe = sim.qv_probe(state, state.submissions)
+    torch.testing.assert_close(probe.loss, sim.qv_loss(state))
+    torch.testing.assert_close(probe.gradient, sim.qv_gradient(state), rtol=1e-4, atol=1e-7)
+    after = torch.stack([sim.qv_loss(state, state.theta - 0.05 * v) for v in state.submissions])
+    torch.testing.assert_close(probe.losses_after, after, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(sim.qv_losses_after(state, state.submissions), after, rtol=1e-5, atol=1e-6)
+    thetas = state.theta - 0.05 * state.submissions[:3]
+    torch.testing.assert_close(sim.qv_losses_at(state, thetas), after[:3], rtol=1e-5, atol=1e-6)
+
+
+def test_features_are_the_same_without_the_stacked_mlp_fast_path():
+    """Models that are not plain MLPs take the vmap / torch.func path: same features."""
+    fast = Simulator(SCENARIOS["Digits"].replace(n_workers=10))
+    generic = Simulator(SCENARIOS["Digits"].replace(n_workers=10))
+    assert fast._mlp is not None  # the digits MLP qualifies
+    generic._mlp = None
+    state = fast.apply(fast.reset(7), torch.full((10,), 0.1))
+    credit = torch.full((10,), 0.1)
+    for a, b in zip(round_features(fast, state, credit), round_features(generic, state, credit), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    probe_fast, probe_generic = fast.qv_probe(state, state.submissions), generic.qv_probe(state, state.submissions)
+    for a, b in zip(probe_fast, probe_generic, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)

@@ -1,0 +1,164 @@
+"""Cost of the Gymnasium wrapper: ``env.step`` time as a ratio to a raw simulator round.
+
+A raw round is what a parameter server must do anyway: step θ with the credit and compute the next
+round's submissions (the n workers' gradients, one vmapped call, then the Byzantine rows tampered),
+that is ``Simulator.apply``. ``env.step`` adds the observation features of the new round, the
+reward and the info dict. Both are timed round-robin on the same states within one process, so
+machine noise hits them alike; the ratio is the number to compare across machines (goal ≤ 1.2).
+
+The breakdown wraps the env's own calls (``sim.apply``, ``env._observation``, ``sim.test_accuracy``)
+with timers while ``env.step`` runs; what is left is the reward, the divergence checks and the info.
+
+    python benchmarks/bench_env.py                        # ByzGym/Digits-v0: n = 50, d = 2,410
+    python benchmarks/bench_env.py --rounds 200 --threads 1
+    python benchmarks/bench_env.py --quick                # tiny smoke run (what the test uses)
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import byz_gym  # noqa: F401  (registers the env ids)
+
+__all__ = ["BREAKDOWN", "bench_env", "measure_steps"]
+
+# Parts of one env.step, in table order; "other" is the step minus the timed parts.
+BREAKDOWN = {
+    "apply": "simulator round inside step (Simulator.apply)",
+    "features": "observation features (env._observation)",
+    "test_accuracy": "test accuracy (every eval_every rounds)",
+    "other": "reward, divergence checks, info",
+}
+
+QUICK = {"n_workers": 6, "rounds": 3, "warmup": 1}
+
+
+def _timed(fn: Callable[..., Any], bucket: list[float]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            bucket[-1] += time.perf_counter() - start
+
+    return wrapper
+
+
+def measure_steps(
+    env_id: str = "ByzGym/Digits-v0",
+    *,
+    rounds: int = 100,
+    warmup: int = 5,
+    seed: int = 0,
+    **env_kwargs: Any,
+) -> dict[str, Any]:
+    """Seconds per round of a raw simulator round and of ``env.step`` on the same states.
+
+    Returns ``raw`` and ``step`` (medians over ``rounds`` after ``warmup``), ``ratio`` (their
+    quotient), ``breakdown`` (mean seconds per step of each part in ``BREAKDOWN``; they sum to the
+    mean step time), ``raw_mean``/``step_mean`` and the sizes ``n``, ``dim``, ``rounds``.
+    """
+    env = gym.make(env_id, disable_env_checker=True, **env_kwargs).unwrapped
+    sim = env.sim
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+
+    parts: dict[str, list[float]] = {name: [] for name in BREAKDOWN}
+    # Instance attributes shadow the methods for this env only (benchmark instrumentation).
+    sim.apply = _timed(sim.apply, parts["apply"])
+    sim.test_accuracy = _timed(sim.test_accuracy, parts["test_accuracy"])
+    env._observation = _timed(env._observation, parts["features"])
+    raw_apply = type(sim).apply.__get__(sim)  # the untimed method, for the raw round
+
+    raw: list[float] = []
+    step: list[float] = []
+    for k in range(warmup + rounds):
+        action = rng.uniform(-1.0, 1.0, env.n_workers).astype(np.float32)
+        state = env.sim_state
+        credit = torch.from_numpy(env.credit_from_action(action))
+        for bucket in parts.values():
+            bucket.append(0.0)
+
+        start = time.perf_counter()
+        raw_apply(state, credit)
+        raw.append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        _, _, terminated, truncated, _ = env.step(action)
+        step.append(time.perf_counter() - start)
+        timed = sum(parts[name][-1] for name in BREAKDOWN if name != "other")
+        parts["other"][-1] = step[-1] - timed
+        if terminated or truncated or env.sim_state.round_index >= env.scenario.horizon:
+            env.reset(seed=seed + k + 1)
+
+    raw, step = raw[warmup:], step[warmup:]
+    out: dict[str, Any] = {
+        "raw": statistics.median(raw),
+        "step": statistics.median(step),
+        "raw_mean": statistics.fmean(raw),
+        "step_mean": statistics.fmean(step),
+        "breakdown": {name: statistics.fmean(values[warmup:]) for name, values in parts.items()},
+        "n": env.n_workers,
+        "dim": sim.dim,
+        "rounds": rounds,
+    }
+    out["ratio"] = out["step"] / out["raw"]
+    env.close()
+    return out
+
+
+def bench_env(env_id: str = "ByzGym/Digits-v0", **kwargs: Any) -> float:
+    """``env.step`` time divided by a raw simulator round's, measured in one run."""
+    return measure_steps(env_id, **kwargs)["ratio"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env-id", default="ByzGym/Digits-v0")
+    parser.add_argument("--n", type=int, default=None, help="n_workers override (default: the scenario's)")
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--quick", action="store_true", help=f"tiny smoke run: {QUICK}")
+    args = parser.parse_args(argv)
+    env_kwargs: dict[str, Any] = {}
+    rounds, warmup, n = args.rounds, args.warmup, args.n
+    if args.quick:
+        n, rounds, warmup = QUICK["n_workers"], QUICK["rounds"], QUICK["warmup"]
+    if n is not None:
+        env_kwargs["n_workers"] = n
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        used = torch.get_num_threads()
+        r = measure_steps(args.env_id, rounds=rounds, warmup=warmup, seed=args.seed, **env_kwargs)
+    finally:
+        torch.set_num_threads(threads)
+    raw, step = r["raw"], r["step"]
+    print(f"{args.env_id}: n = {r['n']}, d = {r['dim']:,}, {r['rounds']} rounds, torch threads = {used}")
+    print(f"raw simulator round (Simulator.apply: step θ + next round's submissions): {1000 * raw:.2f} ms (median)")
+    print(f"env.step: {1000 * step:.2f} ms (median)")
+    print(f"ratio env.step / raw round: {r['ratio']:.2f}")
+    print(f"breakdown of env.step (mean per step; raw round mean {1000 * r['raw_mean']:.2f} ms):")
+    print(f"  {'part':<48} {'ms':>7} {'x raw':>6}")
+    for name, label in BREAKDOWN.items():
+        value = r["breakdown"][name]
+        print(f"  {label:<48} {1000 * value:>7.2f} {value / r['raw_mean']:>6.2f}")
+    print(f"  {'total (mean env.step)':<48} {1000 * r['step_mean']:>7.2f} {r['step_mean'] / r['raw_mean']:>6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
