@@ -103,7 +103,7 @@ class GAA(nn.Module):
         if credit_input is None:  # by unit: the paper unit feeds α as published
             credit_input = "log" if equivariant else "linear"
         if max_logit is DEFAULT:
-            max_logit = 5.0 if equivariant else None
+            max_logit = 10.0 if equivariant else None
         if credit_input not in CREDIT_INPUTS:
             raise ValueError(f"credit_input must be one of {CREDIT_INPUTS}, got {credit_input!r}")
         self.credit_input = credit_input

@@ -359,72 +359,54 @@ class WorkerSetTD3Actor(TD3Actor):
         self.mu = nn.Sequential(PerWorkerHead(layout, self.net_arch, self.activation_fn), nn.Tanh())
 
 
-class WorkerSetSACPolicy(SACPolicy):
+class _WorkerSetOffPolicy:
+    """What the SAC and TD3 policies share: ``net_arch`` split into ``pi``/``qf``, a per-worker actor
+    (``actor_class``) and :class:`WorkerSetCritic`. Mixed in before SB3's policy class."""
+
+    actor_class: type
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Any,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        *args: Any,
+        features_extractor_class: type[BaseFeaturesExtractor] = WorkerSetExtractor,
+        **kwargs: Any,
+    ) -> None:
+        arch = _split_arch(net_arch, ("pi", "qf"), {"pi": [], "qf": [64, 64]})
+        super().__init__(  # type: ignore[call-arg]
+            observation_space,
+            action_space,
+            lr_schedule,
+            arch,
+            *args,
+            features_extractor_class=features_extractor_class,
+            **kwargs,
+        )
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Any:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)  # type: ignore[attr-defined]
+        return self.actor_class(**actor_kwargs).to(self.device)  # type: ignore[attr-defined]
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)  # type: ignore[attr-defined]
+        return WorkerSetCritic(**critic_kwargs).to(self.device)  # type: ignore[attr-defined]
+
+
+class WorkerSetSACPolicy(_WorkerSetOffPolicy, SACPolicy):
     """Equivariant SAC policy: per-worker actor heads (``net_arch["pi"]``, default linear) and
     :class:`WorkerSetCritic` (``net_arch["qf"]``, default ``[64, 64]``)."""
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Box,
-        lr_schedule: Any,
-        net_arch: list[int] | dict[str, list[int]] | None = None,
-        *args: Any,
-        features_extractor_class: type[BaseFeaturesExtractor] = WorkerSetExtractor,
-        **kwargs: Any,
-    ) -> None:
-        arch = _split_arch(net_arch, ("pi", "qf"), {"pi": [], "qf": [64, 64]})
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            arch,
-            *args,
-            features_extractor_class=features_extractor_class,
-            **kwargs,
-        )
-
-    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> SACActor:
-        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return WorkerSetSACActor(**actor_kwargs).to(self.device)
-
-    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
-        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return WorkerSetCritic(**critic_kwargs).to(self.device)
+    actor_class = WorkerSetSACActor
 
 
-class WorkerSetTD3Policy(TD3Policy):
+class WorkerSetTD3Policy(_WorkerSetOffPolicy, TD3Policy):
     """Equivariant TD3 policy: a per-worker actor head (``net_arch["pi"]``, default linear) and
     :class:`WorkerSetCritic` (``net_arch["qf"]``, default ``[64, 64]``)."""
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Box,
-        lr_schedule: Any,
-        net_arch: list[int] | dict[str, list[int]] | None = None,
-        *args: Any,
-        features_extractor_class: type[BaseFeaturesExtractor] = WorkerSetExtractor,
-        **kwargs: Any,
-    ) -> None:
-        arch = _split_arch(net_arch, ("pi", "qf"), {"pi": [], "qf": [64, 64]})
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            arch,
-            *args,
-            features_extractor_class=features_extractor_class,
-            **kwargs,
-        )
-
-    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> TD3Actor:
-        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return WorkerSetTD3Actor(**actor_kwargs).to(self.device)
-
-    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
-        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return WorkerSetCritic(**critic_kwargs).to(self.device)
+    actor_class = WorkerSetTD3Actor
 
 
 WORKER_SET_POLICIES: dict[str, type] = {

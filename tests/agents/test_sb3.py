@@ -119,8 +119,8 @@ def test_packaged_hyperparameters_cover_every_env_id(algo):
     for env_id in byz_gym.registered_env_ids():
         hp = load_hyperparams(algo, env_id)
         spec = training_spec(algo, hp, action_space)
-        assert spec.n_timesteps and spec.n_timesteps >= 50_000
-        assert 0.9 <= spec.algo_kwargs["gamma"] <= 0.99
+        assert spec.n_timesteps and spec.n_timesteps >= 10_000
+        assert 0.5 <= spec.algo_kwargs["gamma"] <= 0.99
         assert spec.policy.__name__.startswith("WorkerSet")
         assert spec.policy_kwargs["features_extractor_kwargs"]["hidden"] > 0
 

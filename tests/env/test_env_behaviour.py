@@ -38,7 +38,7 @@ def test_reward_is_the_qv_loss_drop_recomputed_independently(env):
     for _ in range(4):
         state = env._state  # test-only peek at the private state to recompute the reward
         action = env.action_space.sample()
-        credit = torch.softmax(torch.from_numpy(action).double(), 0).float()
+        credit = torch.softmax(env.temperature * torch.from_numpy(action).double(), 0).float()
         x, y = sim.qv_batch(state)
         model = sim.model
         before = torch.nn.functional.cross_entropy(model(state.theta, x), y)
