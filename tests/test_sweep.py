@@ -117,3 +117,16 @@ def test_sweep_command_prints_the_report_and_a_bad_file_exits_2(tmp_path, capsys
     spec.write_text("seeds: [0]\n")
     assert main(["sweep", str(spec), "--out", str(out)]) == 2
     assert "no cells" in capsys.readouterr().err
+
+
+def test_the_shipped_sweep_files_load():
+    from pathlib import Path
+
+    import byz_gym
+
+    files = sorted((Path(__file__).resolve().parents[1] / "examples" / "sweeps").glob("*.yml"))
+    assert files
+    for path in files:
+        cells, seeds, _ = load_sweep(path)
+        assert seeds and cells
+        assert {c.env for c in cells} <= set(byz_gym.registered_env_ids())

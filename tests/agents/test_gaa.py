@@ -259,8 +259,8 @@ def test_trainer_clips_the_agent_gradient():
 
 # -- the policy ------------------------------------------------------------------------------------------
 def test_gaa_policy_is_registered_and_trains_online_every_t_rounds():
-    policy = make_policy("gaa", segment_length=2)
-    assert isinstance(policy, GAAPolicy) and policy.online
+    policy = make_policy("gaa", segment_length=2, episodes=1)
+    assert isinstance(policy, GAAPolicy) and policy.online and make_policy("gaa").episodes == 5
     before = [p.detach().clone() for p in GAA(seed=0).parameters()]
     result = run_episode("ByzGym/Digits-v0", policy, seed=0, rounds=5, env_kwargs={"n_workers": 5, "eval_every": 5})
     assert result.rounds == 5 and policy.optimizer_steps == 2  # 5 rounds: two full segments of T=2
@@ -290,15 +290,15 @@ def test_standardized_unit_stays_equivariant_and_round_trips(tmp_path):
         GAA("paper", n_workers=3, standardize=True)
 
 
-def test_warmup_episodes_train_before_the_evaluated_run_on_other_seeds():
-    policy = make_policy("gaa", segment_length=2, warmup_episodes=2)
+def test_first_n_minus_one_episodes_train_before_the_evaluated_run_on_other_seeds():
+    policy = make_policy("gaa", segment_length=2, episodes=3)
     env_kwargs = {"n_workers": 4, "horizon": 4, "eval_every": 4}
     run_episode("ByzGym/Digits-v0", policy, seed=7, env_kwargs=env_kwargs)
     # 2 warm-up episodes of 4 // 2 = 2 segments, then 2 online segments in the evaluated run
     assert policy.optimizer_steps == 2 * 2 + 2
     assert [r.episode for r in policy.warmup_history] == [0, 0, 1, 1]
     assert 7 not in policy.warmup_seeds and len(set(policy.warmup_seeds)) == 2
-    with pytest.raises(ValueError, match="warmup_episodes"):
-        make_policy("gaa", warmup_episodes=-1)
+    with pytest.raises(ValueError, match="episodes"):
+        make_policy("gaa", episodes=0)
     with pytest.raises(ValueError, match="max_grad_norm"):
         make_policy("gaa", max_grad_norm=-1.0)
