@@ -302,3 +302,14 @@ def test_first_n_minus_one_episodes_train_before_the_evaluated_run_on_other_seed
         make_policy("gaa", episodes=0)
     with pytest.raises(ValueError, match="max_grad_norm"):
         make_policy("gaa", max_grad_norm=-1.0)
+
+
+def test_the_shipped_majority_agent_loads_frozen_and_silences_attackers():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "agents" / "gaa-digits-majority"
+    policy = make_policy(f"gaa:{path}")
+    assert not policy.online and policy.agent.config["unit"] == "equivariant"
+    env_kwargs = {"n_workers": 8, "horizon": 12, "eval_every": 5}  # trained at n = 50: equivariant
+    result = run_episode("ByzGym/Digits-Majority-v0", policy, seed=0, env_kwargs=env_kwargs)
+    assert result.byzantine_credit_mass < 1e-3  # uniform would give 0.75
