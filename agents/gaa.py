@@ -61,12 +61,20 @@ class GAA(nn.Module):
     state: ``"features"`` or, paper unit only, ``"raw"`` (submissions, θ and the QV loss).
     model_dim: ``d``, the number of model parameters; required when ``state="raw"``.
     hidden: width of the equivariant unit's two hidden layers.
+    standardize: equivariant unit only: also feed each feature relative to the round's other workers
+        ((x − mean) / (std + 0.01) across workers).
+    credit_input: how α_{t−1} enters the unit: ``"linear"`` (n·α, as published) or ``"log"``
+        (log(n·α + 10⁻³), bounded for a worker holding all credit). Default: ``"log"`` for the
+        equivariant unit, ``"linear"`` for the paper unit.
+    max_logit: bound the scores with ``max_logit · tanh(s / max_logit)`` before the softmax, so the
+        credit never becomes exactly one-hot and ψ keeps a gradient; ``None``: no bound. Default:
+        10 for the equivariant unit, ``None`` for the paper unit (docs/gaa.md has the measurements).
     max_parameters: the paper unit refuses to build a weight matrix with more entries than this.
     seed: seeds ψ's initialisation without touching the global random state.
 
     Inputs of ``forward`` (``state="features"``): ``per_worker`` ``[n, 7]`` and ``global_`` ``[3]``
     from ``round_features``; the features' previous-credit column is replaced by
-    ``n · previous_credit`` so that the recurrent path ``α_{t−1} → α_t`` is differentiable. With
+    ``n · previous_credit`` (or its log, see ``credit_input``) so that the recurrent path ``α_{t−1} → α_t`` is differentiable. With
     ``state="raw"``: ``per_worker`` = submissions ``[n, d]``, ``global_`` = ``[θ_t, f_B(θ_t)]``
     ``[d + 1]``. :meth:`inputs` builds either from a simulator state.
     """
@@ -262,8 +270,16 @@ class GAAPolicy(Policy):
     policy's own rollouts of the env's scenario (``GAATrainer``, θ re-initialised each time, seeds
     disjoint from the evaluated one), and the env's run is the N-th, trained online as above.
     ``episodes=1`` starts the env's run with an untrained agent (5× faster; at β = 0.7 it ends a few
-    points lower, docs/gaa.md). The other options (entropy bonus, logit bound, learning rate) are
-    documented in docs/gaa.md with the measurements behind their defaults.
+    points lower, docs/gaa.md).
+
+    Parameters (docs/gaa.md has the measurements behind each default)
+    ----------
+    path: a folder written by ``GAA.save`` / ``byz-gym train --algo gaa``: act frozen.
+    online: train ψ during the run (default: only when no ``path`` is given).
+    unit, hidden, standardize, credit_input, max_logit, seed: the new agent's architecture (see ``GAA``).
+    entropy_bonus: η of the per-round term −η·H(α_t)/log n (0 is the paper's loss).
+    segment_length, gamma: Algorithm 1's T and γ. agent_learning_rate: Adam's step size on ψ.
+    max_grad_norm: clip ∇ψ before each step (``None``: no clipping). episodes: Algorithm 1's N.
 
     Frozen: ``GAAPolicy(path=...)`` loads an agent saved by ``GAA.save`` and acts without training
     (pass ``online=True`` to fine-tune it online instead).

@@ -41,7 +41,7 @@ from byz_gym.sim.features import round_features
 from byz_gym.sim.scenario import AttackSpec, Scenario
 from byz_gym.sim.simulator import SimState, Simulator
 
-__all__ = ["BREAKDOWN", "ROUNDS", "bench_gaa", "build_simulator", "measure_rounds"]
+__all__ = ["BREAKDOWN", "ROUNDS", "bench_gaa", "build_simulator", "measure_env_steps", "measure_rounds"]
 
 ROUNDS = ("mean", "gaa", "gaa_frozen")  # the three kinds of round
 BREAKDOWN = ("features", "agent_forward", "qv_loss_terms", "backward")  # parts of GAA's extra cost
@@ -200,6 +200,56 @@ def bench_gaa(**kwargs: Any) -> dict[str, float]:
     return {name: value / base for name, value in seconds.items() if name not in ("dim", "n")}
 
 
+def measure_env_steps(
+    *,
+    n: int = 50,
+    byzantine_fraction: float = 0.3,
+    input_dim: int = 784,
+    hidden: int = 32,
+    batch: int = 64,
+    task_params: dict[str, Any] | None = None,
+    rounds: int = 50,
+    warmup: int = 5,
+) -> dict[str, float]:
+    """Median seconds per env step of plain averaging (``step_credit(1/n)``) and of the online ``gaa``
+    policy (``act`` + ``step_credit``, one episode), on the same scenario, alternating. This is what a
+    user pays per round through the env, where every policy gets the observation features."""
+    import gymnasium as gym
+    import numpy as np
+
+    import byz_gym  # noqa: F401  (registers the env ids)
+    from byz_gym.experiments import make_policy
+    from byz_gym.policy import RoundInput
+
+    params = {"input_dim": input_dim, "hidden": hidden, "samples_per_worker": batch, **(task_params or {})}
+    kwargs = dict(
+        task={"name": "synthetic", "params": params},
+        n_workers=n,
+        byzantine_fraction=byzantine_fraction,
+        worker_batch_size=batch,
+    )
+    envs = {name: gym.make("ByzGym/Digits-v0", **kwargs).unwrapped for name in ("mean", "gaa_env")}
+    last = {name: env.reset(seed=0) for name, env in envs.items()}
+    policy = make_policy("gaa", episodes=1)
+    policy.reset(envs["gaa_env"], 0)
+    uniform = np.full(n, 1.0 / n)
+    times: dict[str, list[float]] = {name: [] for name in envs}
+    for step in range(warmup + rounds):
+        for name, env in envs.items():
+            observation, info = last[name]
+            start = time.perf_counter()
+            if name == "mean":
+                result = env.step_credit(uniform)
+            else:
+                decision = policy.act(RoundInput(observation, info, lambda env=env: env.submissions))
+                result = env.step_credit(decision.credit)
+            elapsed = time.perf_counter() - start
+            last[name] = (result[0], result[4])
+            if step >= warmup:
+                times[name].append(elapsed)
+    return {"mean_env": statistics.median(times["mean"]), "gaa_env": statistics.median(times["gaa_env"])}
+
+
 def profile_gaa(sim: Simulator, *, segments: int = 4, segment_length: int = 5, top: int = 15) -> str:
     """``torch.profiler`` table (ops by self CPU time) of a few GAA training segments."""
     from torch.profiler import ProfilerActivity, profile
@@ -251,6 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in (*BREAKDOWN, "other"):
         share = f"{seconds[name] / extra:>9.0%}" if extra > 0 else f"{'-':>9}"
         print(f"{name:<16} {1000 * seconds[name]:>9.2f} {seconds[name] / base:>7.2f} {share}")
+    env_seconds = measure_env_steps(**sizes, rounds=args.rounds)
+    print("through the env (every policy pays for the observation features):")
+    print(f"{'step':<16} {'ms/round':>9} {'x mean':>7}")
+    for name, label in (("mean_env", "mean"), ("gaa_env", "gaa (online)")):
+        print(f"{label:<16} {1000 * env_seconds[name]:>9.2f} {env_seconds[name] / env_seconds['mean_env']:>7.2f}")
     if args.profile:
         sim = build_simulator(**sizes)
         print(profile_gaa(sim, segment_length=T))

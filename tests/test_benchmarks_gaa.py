@@ -54,5 +54,11 @@ def test_main_prints_rounds_and_breakdown(bench, capsys: pytest.CaptureFixture[s
     assert bench.main(argv) == 0
     out = capsys.readouterr().out
     assert "d = 42" in out and "x mean" in out
-    for label in ("gaa (training)", "gaa (frozen)", "features", "agent_forward", "backward", "other"):
+    for label in ("gaa (training)", "gaa (frozen)", "features", "agent_forward", "backward", "other", "gaa (online)"):
         assert label in out
+
+
+def test_env_steps_are_timed_for_mean_and_online_gaa(bench) -> None:
+    seconds = bench.measure_env_steps(**TINY, rounds=2, warmup=0)
+    assert set(seconds) == {"mean_env", "gaa_env"}
+    assert all(math.isfinite(v) and v > 0 for v in seconds.values())

@@ -280,8 +280,10 @@ class Simulator:
     def credited_update(submissions: Tensor, credit: Tensor) -> Tensor:
         """Σᵢ αᵢ Vᵢ. Rows with zero credit contribute nothing, even when they hold NaN or Inf."""
         credit = credit.to(submissions.dtype)
-        rows = torch.where((credit != 0)[:, None], submissions, torch.zeros_like(submissions))
-        return credit @ rows
+        nonzero = credit != 0
+        if bool(nonzero.all()):  # the common case: no [n, d] temporaries
+            return credit @ submissions
+        return credit[nonzero] @ submissions[nonzero]
 
     def apply_update(self, state: SimState, update: Tensor) -> SimState:
         """Server step with an aggregated update u (non-linear rules): θ ← θ − λ u."""
