@@ -27,6 +27,7 @@ rounds) or frozen (weights loaded from :meth:`GAA.save`, no training).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from byz_gym.io import atomic_write_bytes, write_json
 from byz_gym.policy import Decision, Policy, RoundInput, register_policy
 from byz_gym.sim.features import GLOBAL_FEATURES, WORKER_FEATURES, round_features
 from byz_gym.sim.simulator import SimState, Simulator
@@ -179,9 +181,10 @@ class GAA(nn.Module):
     def save(self, path: str | Path) -> Path:
         """Write ``gaa_config.json`` and ``gaa_weights.pt`` into the directory ``path``."""
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / _CONFIG_FILE).write_text(json.dumps(self.config, indent=2) + "\n")
-        torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, path / _WEIGHTS_FILE)
+        weights = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, weights)
+        atomic_write_bytes(path / _WEIGHTS_FILE, weights.getvalue())  # each file whole or not at all
+        write_json(path / _CONFIG_FILE, self.config)
         return path
 
     @classmethod

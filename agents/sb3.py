@@ -802,7 +802,7 @@ def train_sb3(
     (when normalising; a stale one is removed otherwise) and ``config.json`` (algorithm, env id and
     kwargs, timesteps, seed, hyperparameters, library versions). Returns ``(model, run_dir)``.
     """
-    from byz_gym.experiments.io import atomic_write_bytes, write_json
+    from byz_gym.io import atomic_write_bytes, write_json
 
     algo = _check_algo(algo)
     spec_env = _env_spec(env_id)

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from byz_gym.experiments.io import atomic_write_bytes, write_json
+from byz_gym.io import atomic_write_bytes, write_json
 
 
 def test_atomic_write_gives_an_ordinary_file_and_leaves_no_temporary(tmp_path):

@@ -7,7 +7,6 @@ from byz_gym.experiments.detection import (
     geomed_plus_flags,
     precision_recall,
 )
-from byz_gym.experiments.io import write_json, write_jsonl
 from byz_gym.experiments.plots import plot_accuracy_curves, plot_policy_curve
 from byz_gym.experiments.policies import available_policies, make_policy
 from byz_gym.experiments.runner import RunResult, run_episode
@@ -19,6 +18,7 @@ from byz_gym.experiments.training import (
     train,
     train_gaa_run,
 )
+from byz_gym.io import write_json, write_jsonl
 
 __all__ = [
     "DetectionTracker",

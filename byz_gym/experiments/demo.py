@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from byz_gym.experiments.io import write_jsonl
 from byz_gym.experiments.plots import plot_accuracy_curves
 from byz_gym.experiments.policies import make_policy
 from byz_gym.experiments.runner import RunResult, run_episode
+from byz_gym.io import write_jsonl
 
 __all__ = ["format_table", "run_demo"]
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from byz_gym.experiments.io import atomic_write_bytes
 from byz_gym.experiments.runner import RunResult
+from byz_gym.io import atomic_write_bytes
 
 __all__ = ["plot_accuracy_curves", "plot_policy_curve"]
 

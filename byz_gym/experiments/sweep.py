@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from byz_gym.experiments.io import atomic_write_bytes
+from byz_gym.io import atomic_write_bytes
 
 __all__ = ["Cell", "load_sweep", "read_results", "report", "run_sweep", "summarize"]
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from byz_gym.experiments.io import write_json
 from byz_gym.experiments.plots import plot_accuracy_curves
 from byz_gym.experiments.runner import RunResult
 from byz_gym.experiments.sweep import read_results as read_records
+from byz_gym.io import write_json
 from byz_gym.sim import Scenario
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Result files written atomically: a crash never leaves a half-written file behind."""
+"""Files written atomically: a crash never leaves a half-written result, run folder or agent behind."""
 
 from __future__ import annotations
 
