@@ -11,6 +11,7 @@ medoid form see ``geomed``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -141,6 +142,45 @@ def well_scaled(distances: Tensor) -> bool:
     return float(off.max()) <= SPREAD_LIMIT * max(typical, 1e-300) or float(off.max()) == 0.0
 
 
+def _smoothed_weiszfeld(
+    start: np.ndarray,
+    *,
+    finite: np.ndarray,
+    distances_to: Callable[[np.ndarray], np.ndarray],
+    combine: Callable[[np.ndarray], np.ndarray],
+    separation: Callable[[np.ndarray, np.ndarray], float],
+    nu: float,
+    tol: float,
+    max_iter: int,
+) -> tuple[np.ndarray, int]:
+    """The smoothed Weiszfeld iteration with the Vardi-Zhang correction, on any representation of
+    the iterate: ``distances_to(point)`` gives ‖Vᵢ − z‖ for every row, ``combine(w)`` the point
+    Σ wᵢ Vᵢ for weights w on the simplex, ``separation(p, q)`` the distance ‖p − q‖ between two points."""
+    point = start
+    dist = distances_to(point)
+    objective = float(dist[finite].sum())
+    iterations = 0
+    for iterations in range(1, max_iter + 1):  # noqa: B007  (reported to the caller)
+        coincident = finite & (dist <= nu)
+        weights = np.where(finite & ~coincident, 1.0 / np.maximum(dist, nu), 0.0)
+        total = float(weights.sum())
+        if total == 0.0:  # every finite row coincides with z
+            break
+        step = combine(weights / total)
+        multiplicity = float(coincident.sum())
+        if multiplicity > 0:  # Vardi & Zhang (2000): move off a data point only if it is not the median
+            pull = total * separation(step, point)  # ‖Σ (Vᵢ − z)/‖Vᵢ − z‖‖ over the other rows
+            keep = min(1.0, multiplicity / pull) if pull > 0 else 1.0
+            step = (1.0 - keep) * step + keep * point
+        point = step
+        dist = distances_to(point)
+        new_objective = float(dist[finite].sum())
+        if abs(objective - new_objective) <= tol * max(new_objective, 1e-300):
+            break
+        objective = new_objective
+    return point, iterations
+
+
 def weiszfeld(distances: Tensor, *, nu: float, tol: float, max_iter: int) -> tuple[Tensor, int]:
     """``(c, iterations)``: simplex coefficients of the geometric median ``z = c @ V`` of the
     finite rows, from their ``[n, n]`` squared distances (float64, on the distances' device).
@@ -156,65 +196,47 @@ def weiszfeld(distances: Tensor, *, nu: float, tol: float, max_iter: int) -> tup
     finite = ~bad_rows_np(dist_np)
     d = np.where(np.isfinite(dist_np), dist_np, 0.0)
     mask = finite.astype(np.float64)
-    c = mask / mask.sum()
 
     def distances_to(coefficients: np.ndarray) -> np.ndarray:
         dc = d @ coefficients
         return np.sqrt(np.maximum(dc - 0.5 * (coefficients @ dc), 0.0))
 
-    dist = distances_to(c)
-    objective = float(dist[finite].sum())
-    iterations = 0
-    for iterations in range(1, max_iter + 1):  # noqa: B007  (reported to the caller)
-        coincident = finite & (dist <= nu)
-        weights = np.where(finite & ~coincident, 1.0 / np.maximum(dist, nu), 0.0)
-        total = float(weights.sum())
-        if total == 0.0:  # every finite row coincides with z
-            break
-        step = weights / total
-        multiplicity = float(coincident.sum())
-        if multiplicity > 0:  # Vardi & Zhang (2000): move off a data point only if it is not the median
-            w = step - c
-            pull = total * math.sqrt(max(float(-0.5 * (w @ (d @ w))), 0.0))  # total · ‖T(z) − z‖
-            keep = min(1.0, multiplicity / pull) if pull > 0 else 1.0
-            step = (1.0 - keep) * step + keep * c
-        c = step
-        dist = distances_to(c)
-        new_objective = float(dist[finite].sum())
-        if abs(objective - new_objective) <= tol * max(new_objective, 1e-300):
-            break
-        objective = new_objective
+    def separation(p: np.ndarray, q: np.ndarray) -> float:  # ‖(p − q) @ V‖ for coefficient vectors
+        w = p - q
+        return math.sqrt(max(float(-0.5 * (w @ (d @ w))), 0.0))
+
+    c, iterations = _smoothed_weiszfeld(
+        mask / mask.sum(),
+        finite=finite,
+        distances_to=distances_to,
+        combine=lambda w: w,
+        separation=separation,
+        nu=nu,
+        tol=tol,
+        max_iter=max_iter,
+    )
     return torch.from_numpy(c).to(distances.device), iterations
 
 
 def weiszfeld_direct(grads: Tensor, *, nu: float, tol: float, max_iter: int) -> tuple[Tensor, int]:
     """``(z, iterations)``: the same iteration on the d-dimensional vectors in float64, started at
     the coordinate-wise median (robust to enormous rows, O(nd) per iteration)."""
-    finite = finite_rows(grads)
-    x = grads.to(torch.float64)
-    if not bool(finite.all()):
-        x = torch.where(finite[:, None], x, torch.zeros_like(x))
-    z = coordinate_median(grads).to(torch.float64)
-    z = torch.where(torch.isfinite(z), z, torch.zeros_like(z))
-    dist = torch.linalg.vector_norm(x - z, dim=1)
-    objective = float(dist[finite].sum())
-    iterations = 0
-    for iterations in range(1, max_iter + 1):  # noqa: B007  (reported to the caller)
-        coincident = finite & (dist <= nu)
-        weights = torch.where(finite & ~coincident, 1.0 / dist.clamp_min(nu), torch.zeros_like(dist))
-        total = weights.sum()
-        if float(total) == 0.0:
-            break
-        step = (weights @ x) / total
-        multiplicity = float(coincident.sum())
-        if multiplicity > 0:
-            pull = float(torch.linalg.vector_norm(weights @ x - total * z))
-            keep = min(1.0, multiplicity / pull) if pull > 0 else 1.0
-            step = (1.0 - keep) * step + keep * z
-        z = step
-        dist = torch.linalg.vector_norm(x - z, dim=1)
-        new_objective = float(dist[finite].sum())
-        if abs(objective - new_objective) <= tol * max(new_objective, 1e-300):
-            break
-        objective = new_objective
-    return z, iterations
+    finite_t = finite_rows(grads)
+    finite = finite_t.cpu().numpy()
+    x = grads.detach().to(torch.float64)
+    if not bool(finite_t.all()):
+        x = torch.where(finite_t[:, None], x, torch.zeros_like(x))
+    x = x.cpu().numpy()
+    start = coordinate_median(grads).to(torch.float64)
+    start = torch.where(torch.isfinite(start), start, torch.zeros_like(start)).cpu().numpy()
+    z, iterations = _smoothed_weiszfeld(
+        start,
+        finite=finite,
+        distances_to=lambda point: np.linalg.norm(x - point, axis=1),
+        combine=lambda w: w @ x,
+        separation=lambda p, q: float(np.linalg.norm(p - q)),
+        nu=nu,
+        tol=tol,
+        max_iter=max_iter,
+    )
+    return torch.from_numpy(z).to(grads.device), iterations

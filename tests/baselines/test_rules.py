@@ -165,3 +165,17 @@ def test_every_rule_is_exported_and_named_like_its_key(name: str) -> None:
     assert cls.name == name
     assert getattr(baselines, cls.__name__) is cls
     assert cls.__module__ == f"baselines.{name}"
+
+
+def test_weiszfeld_on_coefficients_and_on_vectors_agree() -> None:
+    """The two forms of the iteration (over the distance matrix, for ordinary rounds; over the
+    d-dimensional rows, for rounds with enormous rows) share one loop and find the same median."""
+    from baselines.geometric_median import weiszfeld, weiszfeld_direct
+    from byz_gym.sim.geometry import pairwise_sq_distances
+
+    g = torch.Generator().manual_seed(3)
+    grads = torch.randn(9, 40, generator=g, dtype=torch.float64)
+    grads[:3] = grads[0]  # three coincident rows: the Vardi-Zhang correction is exercised
+    coefficients, _ = weiszfeld(pairwise_sq_distances(grads), nu=1e-9, tol=1e-14, max_iter=2000)
+    direct, _ = weiszfeld_direct(grads, nu=1e-9, tol=1e-14, max_iter=2000)
+    torch.testing.assert_close(coefficients @ grads, direct, rtol=1e-6, atol=1e-6)
