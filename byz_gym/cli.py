@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rounds", type=int, default=None, help="rounds to train (default: the env's horizon)")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object (last line)")
     run.add_argument("--progress", action="store_true", help="show a progress bar")
+    run.add_argument(
+        "--policy-curve", default=None, metavar="PNG", help="also plot every worker's credit per round (paper Fig. 8)"
+    )
 
     demo = commands.add_parser("demo", help="uniform, random and oracle credit on ByzGym/Digits-v0, with a plot")
     demo.add_argument("--env", default="ByzGym/Digits-v0")
@@ -127,10 +130,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     policy = make_policy(args.policy, **args.policy_kwargs)
     result = run_episode(
-        args.env, policy, seed=args.seed, rounds=args.rounds, env_kwargs=args.env_kwargs, progress=args.progress
+        args.env,
+        policy,
+        seed=args.seed,
+        rounds=args.rounds,
+        env_kwargs=args.env_kwargs,
+        progress=args.progress,
+        record_credits=args.policy_curve is not None,
     )
+    if args.policy_curve is not None:
+        from byz_gym.experiments import plot_policy_curve
+
+        title = f"{result.policy} on {result.env}, seed {result.seed}"
+        label = "Byzantine in some round"
+        plot_policy_curve(result.credits, result.byzantine_workers, args.policy_curve, title, byzantine_label=label)
     record = result.to_dict()
-    del record["accuracy_curve"]
+    for bulky in ("accuracy_curve", "credits", "byzantine_workers"):
+        del record[bulky]
     if args.json:
         print(json.dumps(record))
     else:

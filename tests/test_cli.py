@@ -221,3 +221,43 @@ def test_plot_draws_the_accuracy_curves_of_a_results_file(tmp_path, capsys):
     assert main(["plot", "--results", str(results), "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_draws_the_policy_curve(tmp_path, capsys):
+    png = tmp_path / "curve.png"
+    argv = [
+        "run",
+        "--policy",
+        "oracle",
+        "--env-kwargs",
+        SMALL_ENV,
+        "--rounds",
+        "4",
+        "--json",
+        "--policy-curve",
+        str(png),
+    ]
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "credits" not in record and record["rounds"] == 4
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_episode_records_every_rounds_credit_and_the_byzantine_workers():
+    from byz_gym.experiments import make_policy, run_episode
+
+    env_kwargs = json.loads(SMALL_ENV)
+    result = run_episode(
+        "ByzGym/Digits-v0", make_policy("oracle"), seed=0, rounds=3, env_kwargs=env_kwargs, record_credits=True
+    )
+    n = env_kwargs["n_workers"]
+    assert len(result.credits) == 3 and all(len(row) == n for row in result.credits)
+    assert sum(result.byzantine_workers) == round(0.3 * n)  # static attack: the same workers every round
+    for row in result.credits:  # the oracle: nothing on Byzantine workers, uniform on the others
+        assert all(c == 0.0 for c, b in zip(row, result.byzantine_workers, strict=True) if b)
+        assert sum(row) == pytest.approx(1.0)
+    pretense = {**env_kwargs, "attack": {"schedule": {"name": "pretense", "params": {"honest_rounds": 2}}}}
+    late = run_episode(
+        "ByzGym/Digits-v0", make_policy("oracle"), seed=0, rounds=4, env_kwargs=pretense, record_credits=True
+    )
+    assert sum(late.byzantine_workers) == round(0.3 * n)  # honest at round 0, Byzantine from round 2

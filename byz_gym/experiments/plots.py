@@ -38,7 +38,9 @@ def plot_accuracy_curves(results: Sequence[RunResult], path: str | Path, title: 
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def _policy_curve_figure(credits: Any, initially_byzantine: Any, title: str = "") -> Any:
+def _policy_curve_figure(
+    credits: Any, initially_byzantine: Any, title: str = "", byzantine_label: str = "initially Byzantine"
+) -> Any:
     """The matplotlib figure of :func:`plot_policy_curve` (the caller closes it). Byzantine workers are drawn from ``Reds``, benign ones from ``Blues``."""
     import matplotlib
 
@@ -70,7 +72,7 @@ def _policy_curve_figure(credits: Any, initially_byzantine: Any, title: str = ""
             color, i_benign = shade(cool, i_benign, n_benign), i_benign + 1
         ax.plot(rounds, values[:, worker], color=color, linewidth=1.2, alpha=0.9, gid=f"worker-{worker}")
     handles = [
-        Line2D([], [], color=shade(warm, 0, 1), label=f"initially Byzantine ({n_byz})"),
+        Line2D([], [], color=shade(warm, 0, 1), label=f"{byzantine_label} ({n_byz})"),
         Line2D([], [], color=shade(cool, 0, 1), label=f"benign ({n_benign})"),
     ]
     ax.legend(handles=handles, fontsize=8, loc="upper right")
@@ -82,15 +84,22 @@ def _policy_curve_figure(credits: Any, initially_byzantine: Any, title: str = ""
     return fig
 
 
-def plot_policy_curve(credits: Any, initially_byzantine: Any, path: str | Path, title: str = "") -> Path:
+def plot_policy_curve(
+    credits: Any,
+    initially_byzantine: Any,
+    path: str | Path,
+    title: str = "",
+    byzantine_label: str = "initially Byzantine",
+) -> Path:
     """PNG of every worker's credit over rounds (paper Fig. 8): ``credits`` is ``[rounds, n]``,
-    initially-Byzantine workers in warm colours, benign ones in cool colours. Written atomically."""
+    the workers flagged in ``initially_byzantine`` in warm colours (legend: ``byzantine_label``),
+    the others in cool colours. Written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = _policy_curve_figure(credits, initially_byzantine, title)
+    fig = _policy_curve_figure(credits, initially_byzantine, title, byzantine_label)
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format="png")

@@ -39,6 +39,10 @@ class RunResult:
     accuracy_curve: list[tuple[int, float]] = field(default_factory=list)  # (round, test accuracy)
     # {"gaa+"|"geomed+": {K: mean precision}} over the second half of the rounds (``detection=True``)
     detection: dict[str, dict[int, float]] = field(default_factory=dict)
+    # ``record_credits=True``: the credit of every round [rounds][n] and which workers were Byzantine
+    # in at least one of those rounds (the initially Byzantine ones for a static attack)
+    credits: list[list[float]] = field(default_factory=list)
+    byzantine_workers: list[bool] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe record: tuples become lists, NaN and Inf become ``None``."""
@@ -99,6 +103,7 @@ def run_episode(
     env_kwargs: Mapping[str, Any] | None = None,
     progress: bool = False,
     detection: bool = False,
+    record_credits: bool = False,
 ) -> RunResult:
     """Train the env's model for ``rounds`` rounds (default: its horizon) with ``policy`` choosing
     each round's credit. Test accuracy is recorded at the env's evaluation cadence and at the end.
@@ -106,7 +111,9 @@ def run_episode(
     ``detection=True`` also scores, over the second half of the rounds (once the policy had time to
     learn), the paper's detectors against the true Byzantine mask: GAA+ (the K workers with the least
     credit; linear policies only) and GeoMed+ (Procedure 1 on the round's submissions), at the
-    paper's K = 1, 10, 35 (Table 4).
+    paper's K = 1, 10, 35 (Table 4). ``record_credits=True`` keeps every round's credit (NaN for
+    non-linear rules) and which workers were Byzantine in some round, for :func:`plot_policy_curve`
+    (paper Fig. 8).
     """
     env_kwargs = dict(env_kwargs or {})
     wrapped = gym.make(env_id, **env_kwargs)
@@ -126,6 +133,8 @@ def run_episode(
 
         iterator = tqdm(iterator, desc=f"{policy.name} on {env_id}", unit="round", leave=False)
     trackers = {"gaa+": DetectionTracker("gaa+"), "geomed+": DetectionTracker("geomed+")} if detection else {}
+    credits: list[list[float]] = []
+    ever_byzantine = np.zeros(env.n_workers, dtype=bool)
     for t in iterator:
         round_input = RoundInput(observation, info, lambda: env.submissions)
         decision = policy.act(round_input)
@@ -138,6 +147,9 @@ def run_episode(
         policy.observe(reward, info)
         total_reward += reward
         credit_mass.append(info["byzantine_credit"])
+        if record_credits:
+            credits.append([float(c) for c in info["credit"]])
+            ever_byzantine |= np.asarray(info["byzantine_mask"], dtype=bool)
         if info["test_accuracy_round"] != curve[-1][0]:
             curve.append((info["test_accuracy_round"], info["test_accuracy"]))
         if terminated:
@@ -168,4 +180,6 @@ def run_episode(
         env_kwargs=env_kwargs,
         accuracy_curve=curve,
         detection=detected,
+        credits=credits,
+        byzantine_workers=[bool(b) for b in ever_byzantine] if record_credits else [],
     )
