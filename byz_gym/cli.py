@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         "--policy-curve", default=None, metavar="PNG", help="also plot every worker's credit per round (paper Fig. 8)"
     )
 
-    demo = commands.add_parser("demo", help="uniform, random and oracle credit on ByzGym/Digits-v0, with a plot")
+    demo = commands.add_parser(
+        "demo", help="uniform, random, loss_greedy, gaa and oracle credit on ByzGym/Digits-v0, with a plot"
+    )
     demo.add_argument("--env", default="ByzGym/Digits-v0")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--rounds", type=int, default=None)

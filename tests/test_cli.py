@@ -116,6 +116,8 @@ def test_demo_writes_results_and_plot(tmp_path, capsys):
         ("ByzGym/Digits-Clean-v0", "uniform"),
         ("ByzGym/Digits-v0", "uniform"),
         ("ByzGym/Digits-v0", "random"),
+        ("ByzGym/Digits-v0", "loss_greedy"),
+        ("ByzGym/Digits-v0", "gaa"),
         ("ByzGym/Digits-v0", "oracle"),
     ]
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

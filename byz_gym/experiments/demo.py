@@ -30,7 +30,7 @@ def format_table(results: Sequence[RunResult]) -> str:
 
 def run_demo(
     env_id: str = "ByzGym/Digits-v0",
-    policies: Sequence[str] = ("uniform", "random", "oracle"),
+    policies: Sequence[str] = ("uniform", "random", "loss_greedy", "gaa", "oracle"),
     *,
     clean_env_id: str | None = "ByzGym/Digits-Clean-v0",
     seed: int = 0,
