@@ -42,7 +42,16 @@ from byz_gym.policy import Decision, Policy, RoundInput, register_policy
 from byz_gym.sim.features import GLOBAL_FEATURES, WORKER_FEATURES, round_features
 from byz_gym.sim.simulator import SimState, Simulator
 
-__all__ = ["GAA", "GAAPolicy", "UNITS", "STATES", "normalized_entropy"]
+__all__ = [
+    "GAA",
+    "GAAPolicy",
+    "STATES",
+    "UNITS",
+    "check_training_options",
+    "normalized_entropy",
+    "optimizer_step",
+    "round_term",
+]
 
 UNITS = ("equivariant", "paper")
 STATES = ("features", "raw")
@@ -250,6 +259,46 @@ class GAA(nn.Module):
         return torch.softmax(scores, dim=0)
 
 
+def check_training_options(
+    *, segment_length: int, gamma: float, entropy_bonus: float, max_grad_norm: float | None
+) -> None:
+    """The checks shared by the online policy and Algorithm 1's trainer (ValueError naming the knob)."""
+    if int(segment_length) < 1:
+        raise ValueError(f"segment_length must be a positive integer, got {segment_length!r}")
+    if not (0.0 < float(gamma) <= 1.0):
+        raise ValueError(f"gamma must lie in (0, 1], got {gamma!r}")
+    if not float(entropy_bonus) >= 0:
+        raise ValueError(f"entropy_bonus must be a non-negative number, got {entropy_bonus!r}")
+    if max_grad_norm is not None and not float(max_grad_norm) > 0:
+        raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm!r}")
+
+
+def round_term(
+    sim: Simulator, state: SimState, theta: Tensor, theta_next: Tensor, credit: Tensor, entropy_bonus: float
+) -> Tensor:
+    """One round's term of ℓ_GAA: (1/S) Σ_{z∈B_t} [f(θ_{t+1}, z) − f(θ_t, z)], the change of the mean
+    loss on round t's QV batch, minus η·H(α_t)/log n when ``entropy_bonus`` η > 0 (not in the paper)."""
+    term = sim.qv_loss(state, theta_next) - sim.qv_loss(state, theta)
+    if entropy_bonus:
+        term = term - entropy_bonus * normalized_entropy(credit)
+    return term
+
+
+def optimizer_step(
+    agent: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor, max_grad_norm: float | None
+) -> bool:
+    """One step on ψ with ∇_ψ ``loss`` (clipped to ``max_grad_norm``); skipped, returning False, when
+    the loss is not finite, so that a diverged segment cannot corrupt ψ."""
+    if not bool(torch.isfinite(loss)):
+        return False
+    optimizer.zero_grad()
+    loss.backward()
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(agent.parameters(), max_grad_norm)
+    optimizer.step()
+    return True
+
+
 def normalized_entropy(credit: Tensor) -> Tensor:
     """H(α) / log n ∈ [0, 1]: 1 for uniform credit, 0 for all credit on one worker."""
     n = credit.shape[-1]
@@ -308,20 +357,15 @@ class GAAPolicy(Policy):
         episodes: int = 5,
         seed: int = 0,
     ) -> None:
-        if int(segment_length) < 1:
-            raise ValueError(f"segment_length must be a positive integer, got {segment_length!r}")
-        if not (0.0 < float(gamma) <= 1.0):
-            raise ValueError(f"gamma must lie in (0, 1], got {gamma!r}")
+        check_training_options(
+            segment_length=segment_length, gamma=gamma, entropy_bonus=entropy_bonus, max_grad_norm=max_grad_norm
+        )
         self.agent: GAA | None = GAA.load(path) if path is not None else None
         self.online = path is None if online is None else bool(online)
-        if max_grad_norm is not None and not float(max_grad_norm) > 0:
-            raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm!r}")
         if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
             raise ValueError(f"episodes (Algorithm 1's N) must be a positive integer, got {episodes!r}")
         self.unit, self.hidden, self.seed = unit, int(hidden), int(seed)
         self.standardize, self.credit_input, self.max_logit = bool(standardize), credit_input, max_logit
-        if not float(entropy_bonus) >= 0:
-            raise ValueError(f"entropy_bonus must be a non-negative number, got {entropy_bonus!r}")
         self.entropy_bonus = float(entropy_bonus)
         self.segment_length, self.gamma = int(segment_length), float(gamma)
         self.agent_learning_rate = float(agent_learning_rate)
@@ -400,10 +444,7 @@ class GAAPolicy(Policy):
             state.theta.detach() if self._theta is None else state.theta.detach() + (self._theta - self._theta.detach())
         )
         theta_next = theta - sim.scenario.learning_rate * sim.credited_update(state.submissions, alpha)
-        term = sim.qv_loss(state, theta_next) - sim.qv_loss(state, theta)
-        if self.entropy_bonus:
-            term = term - self.entropy_bonus * normalized_entropy(alpha)
-        weighted = self.gamma**self._tau * term
+        weighted = self.gamma**self._tau * round_term(sim, state, theta, theta_next, alpha, self.entropy_bonus)
         self._loss = weighted if self._loss is None else self._loss + weighted
         self._theta, self._alpha, self._tau = theta_next, alpha, self._tau + 1
         if self._tau == self.segment_length:
@@ -414,12 +455,7 @@ class GAAPolicy(Policy):
     def _step(self) -> None:
         assert self.optimizer is not None and self._loss is not None
         loss = self._loss
-        if bool(torch.isfinite(loss)):  # a diverged segment must not corrupt ψ
-            self.optimizer.zero_grad()
-            loss.backward()
-            if self.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(self.agent.parameters(), self.max_grad_norm)
-            self.optimizer.step()
+        if optimizer_step(self.agent, self.optimizer, loss, self.max_grad_norm):
             self.optimizer_steps += 1
         self.segment_losses.append(float(loss.detach()))
         self._start_segment()

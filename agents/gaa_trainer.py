@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from agents.gaa import GAA, normalized_entropy
+from agents.gaa import GAA, check_training_options, optimizer_step, round_term
 from byz_gym.sim.scenario import Scenario
 from byz_gym.sim.simulator import SimState, Simulator
 
@@ -80,10 +80,7 @@ def rollout_segment(
         per_worker, global_ = agent.inputs(sim, state, alpha)
         alpha = agent(per_worker, global_, alpha)
         next_state = sim.apply(state, alpha)
-        # (1/S) Σ_{z∈B_t} [f(θ_{t+1}, z) − f(θ_t, z)]: the change of the mean loss on round t's batch.
-        term = sim.qv_loss(state, next_state.theta) - sim.qv_loss(state, state.theta)
-        if entropy_bonus:
-            term = term - entropy_bonus * normalized_entropy(alpha)
+        term = round_term(sim, state, state.theta, next_state.theta, alpha, entropy_bonus)
         loss = gamma**t * term if loss is None else loss + gamma**t * term
         alphas.append(alpha)
         state = next_state
@@ -154,9 +151,11 @@ class GAATrainer:
                 scenario = scenario.replace(learning_rate=server_learning_rate)
             sim = Simulator(scenario, second_order=second_order)
         self.sim = sim
-        for name, value in (("episodes", episodes), ("segment_length", segment_length)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if int(episodes) < 1:
+            raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
+        check_training_options(
+            segment_length=segment_length, gamma=gamma, entropy_bonus=entropy_bonus, max_grad_norm=max_grad_norm
+        )
         self.episodes, self.segment_length = int(episodes), int(segment_length)
         self.segments = sim.scenario.horizon // self.segment_length if segments is None else int(segments)
         if self.segments < 1:
@@ -164,14 +163,8 @@ class GAATrainer:
                 f"segments must be positive; horizon {sim.scenario.horizon} // T={self.segment_length} "
                 f"gives {self.segments}: pass segments= or a smaller segment_length"
             )
-        if not (0.0 < float(gamma) <= 1.0):
-            raise ValueError(f"gamma must lie in (0, 1], got {gamma!r}")
         self.gamma = float(gamma)
-        if max_grad_norm is not None and not float(max_grad_norm) > 0:
-            raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm!r}")
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
-        if not float(entropy_bonus) >= 0:
-            raise ValueError(f"entropy_bonus must be a non-negative number, got {entropy_bonus!r}")
         self.entropy_bonus = float(entropy_bonus)
         self.seeds = list(range(self.episodes)) if seeds is None else [int(s) for s in seeds]
         if len(self.seeds) != self.episodes:
@@ -202,13 +195,8 @@ class GAATrainer:
                     entropy_bonus=self.entropy_bonus,
                 )
                 loss = rollout.loss
-                stepped = bool(torch.isfinite(loss))
+                stepped = optimizer_step(self.agent, self.optimizer, loss, self.max_grad_norm)
                 if stepped:
-                    self.optimizer.zero_grad()
-                    loss.backward()
-                    if self.max_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(self.agent.parameters(), self.max_grad_norm)
-                    self.optimizer.step()
                     self.optimizer_steps += 1
                 alpha_old = rollout.alphas[-1].detach()  # α_old ← α_T
                 state = detach_state(rollout.final_state)
