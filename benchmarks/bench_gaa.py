@@ -41,13 +41,21 @@ from byz_gym.sim.features import round_features
 from byz_gym.sim.scenario import AttackSpec, Scenario
 from byz_gym.sim.simulator import SimState, Simulator
 
-__all__ = ["BREAKDOWN", "ROUNDS", "bench_gaa", "build_simulator", "measure_env_steps", "measure_rounds"]
+__all__ = [
+    "BREAKDOWN",
+    "ROUNDS",
+    "bench_gaa",
+    "build_scenario",
+    "build_simulator",
+    "measure_env_steps",
+    "measure_rounds",
+]
 
 ROUNDS = ("mean", "gaa", "gaa_frozen")  # the three kinds of round
 BREAKDOWN = ("features", "agent_forward", "qv_loss_terms", "backward")  # parts of GAA's extra cost
 
 
-def build_simulator(
+def build_scenario(
     *,
     n: int = 50,
     byzantine_fraction: float = 0.3,
@@ -55,17 +63,21 @@ def build_simulator(
     hidden: int = 32,
     batch: int = 64,
     task_params: dict[str, Any] | None = None,
-) -> Simulator:
-    """The benchmark's simulator: the ``Digits`` preset's attack (static Random Fault) on ``synthetic``."""
+) -> Scenario:
+    """The benchmark's scenario: the ``Digits`` preset's attack (static Random Fault) on ``synthetic``."""
     params = {"input_dim": input_dim, "hidden": hidden, "samples_per_worker": batch, **(task_params or {})}
-    scenario = Scenario(
+    return Scenario(
         task={"name": "synthetic", "params": params},
         n_workers=n,
         byzantine_fraction=byzantine_fraction,
         attack=AttackSpec(schedule="static", tampering="random_fault"),
         worker_batch_size=batch,
     )
-    return Simulator(scenario)
+
+
+def build_simulator(**sizes: Any) -> Simulator:
+    """The benchmark's simulator (``build_scenario`` arguments)."""
+    return Simulator(build_scenario(**sizes))
 
 
 def measure_rounds(
@@ -200,35 +212,20 @@ def bench_gaa(**kwargs: Any) -> dict[str, float]:
     return {name: value / base for name, value in seconds.items() if name not in ("dim", "n")}
 
 
-def measure_env_steps(
-    *,
-    n: int = 50,
-    byzantine_fraction: float = 0.3,
-    input_dim: int = 784,
-    hidden: int = 32,
-    batch: int = 64,
-    task_params: dict[str, Any] | None = None,
-    rounds: int = 50,
-    warmup: int = 5,
-) -> dict[str, float]:
+def measure_env_steps(*, rounds: int = 50, warmup: int = 5, **sizes: Any) -> dict[str, float]:
     """Median seconds per env step of plain averaging (``step_credit(1/n)``) and of the online ``gaa``
-    policy (``act`` + ``step_credit``, one episode), on the same scenario, alternating. This is what a
-    user pays per round through the env, where every policy gets the observation features."""
-    import gymnasium as gym
+    policy (``act`` + ``step_credit``, one episode), on the ``build_scenario(**sizes)`` env,
+    alternating. This is what a user pays per round through the env, where every policy gets the
+    observation features."""
     import numpy as np
 
-    import byz_gym  # noqa: F401  (registers the env ids)
+    from byz_gym.env import ByzantineAggregationEnv
     from byz_gym.experiments import make_policy
     from byz_gym.policy import RoundInput
 
-    params = {"input_dim": input_dim, "hidden": hidden, "samples_per_worker": batch, **(task_params or {})}
-    kwargs = dict(
-        task={"name": "synthetic", "params": params},
-        n_workers=n,
-        byzantine_fraction=byzantine_fraction,
-        worker_batch_size=batch,
-    )
-    envs = {name: gym.make("ByzGym/Digits-v0", **kwargs).unwrapped for name in ("mean", "gaa_env")}
+    scenario = build_scenario(**sizes)
+    n = scenario.n_workers
+    envs = {name: ByzantineAggregationEnv(scenario) for name in ("mean", "gaa_env")}
     last = {name: env.reset(seed=0) for name, env in envs.items()}
     policy = make_policy("gaa", episodes=1)
     policy.reset(envs["gaa_env"], 0)
