@@ -375,16 +375,15 @@ class Simulator:
         ``qv_loss``, ``qv_gradient`` and ``qv_losses_after`` return (up to float rounding), in one
         backward pass at θ_t and one batched forward (the observation features' hot path)."""
         x, y = self.qv_batch(state)
-        theta, updates = state.theta.detach(), updates.detach()
+        theta = state.theta.detach()
         if self._mlp is not None:
             loss, gradient = self._mlp.loss_and_gradient(theta, x, y)
-            losses_after = self._mlp.stepped_losses(theta, updates, self.scenario.learning_rate, x, y)
-            return QVProbe(loss, gradient, losses_after)
-        with torch.enable_grad():
-            point = theta.clone().requires_grad_(True)
-            loss = self._loss(point, x, y)
-            (gradient,) = torch.autograd.grad(loss, point)
-        return QVProbe(loss.detach(), gradient, self._losses_at(self._stepped(theta, updates), x, y))
+        else:
+            with torch.enable_grad():
+                point = theta.clone().requires_grad_(True)
+                loss = self._loss(point, x, y)
+                (gradient,) = torch.autograd.grad(loss, point)
+        return QVProbe(loss.detach(), gradient, self.qv_losses_after(state, updates.detach()))
 
     def _stepped(self, theta: Tensor, updates: Tensor) -> Tensor:
         """``[k, d]``: θ − λ u_k for each row of ``updates`` (one fused pass)."""
