@@ -45,14 +45,8 @@ def pairwise_sq_distances(grads: Tensor) -> Tensor:
     sq_norms = gram.diagonal()
     if not bool(torch.isfinite(sq_norms).all()) or float(sq_norms.max()) > _FLOAT32_SAFE:
         return _sq_distances_float64(grads)  # non-finite or enormous rows: the careful path
-    norm_sums = sq_norms[:, None] + sq_norms[None, :]
-    dist = (norm_sums - 2.0 * gram).clamp_min_(0.0)
-    dist = 0.5 * (dist + dist.T)
-    close = dist < REFINE_BELOW * norm_sums
-    close.fill_diagonal_(False)
-    if bool(close.any()):
-        _refine_close_pairs(grads, dist, close)
-    return dist.fill_diagonal_(0.0)
+    dist, norm_sums = _gram_sq_distances(gram)
+    return _refined(grads, dist, norm_sums)
 
 
 def _sq_distances_float64(grads: Tensor) -> Tensor:
@@ -62,17 +56,27 @@ def _sq_distances_float64(grads: Tensor) -> Tensor:
     if not all_finite:
         g = torch.where(finite[:, None], g, torch.zeros_like(g))
     gram = g @ g.T
-    sq_norms = gram.diagonal()
-    norm_sums = sq_norms[:, None] + sq_norms[None, :]
-    dist = (norm_sums - 2.0 * gram).clamp_min_(0.0)
-    dist = 0.5 * (dist + dist.T)  # exactly symmetric: d(i, j) and d(j, i) tie exactly
+    dist, norm_sums = _gram_sq_distances(gram)
     if not all_finite:
         dist[~finite, :] = float("inf")
         dist[:, ~finite] = float("inf")
+    return _refined(g, dist, norm_sums)
+
+
+def _gram_sq_distances(gram: Tensor) -> tuple[Tensor, Tensor]:
+    """``(‖Vᵢ‖² + ‖Vⱼ‖² − 2⟨Vᵢ, Vⱼ⟩ clamped at 0, ‖Vᵢ‖² + ‖Vⱼ‖²)`` from a float64 Gram matrix."""
+    sq_norms = gram.diagonal()
+    norm_sums = sq_norms[:, None] + sq_norms[None, :]
+    dist = (norm_sums - 2.0 * gram).clamp_min_(0.0)
+    return 0.5 * (dist + dist.T), norm_sums  # exactly symmetric: d(i, j) and d(j, i) tie exactly
+
+
+def _refined(grads: Tensor, dist: Tensor, norm_sums: Tensor) -> Tensor:
+    """``dist`` with every pair closer than ``REFINE_BELOW`` of its norm sum recomputed exactly."""
     close = dist < REFINE_BELOW * norm_sums
     close.fill_diagonal_(False)
     if bool(close.any()):
-        _refine_close_pairs(g, dist, close)
+        _refine_close_pairs(grads, dist, close)
     return dist.fill_diagonal_(0.0)
 
 
@@ -93,10 +97,7 @@ def _refine_close_pairs(grads: Tensor, dist: Tensor, close: Tensor) -> None:
     for label in groups[counts > 1].tolist():  # loops over groups of close rows, not over workers
         members = torch.from_numpy(np.flatnonzero(labels == label)).to(grads.device)
         centred = (grads.index_select(0, members) - grads[label]).to(torch.float64)
-        gram = centred @ centred.T
-        sq_norms = gram.diagonal()
-        block = (sq_norms[:, None] + sq_norms[None, :] - 2.0 * gram).clamp_min_(0.0)
-        dist[members[:, None], members[None, :]] = 0.5 * (block + block.T)
+        dist[members[:, None], members[None, :]] = _gram_sq_distances(centred @ centred.T)[0]
 
 
 def symlog(x: Tensor | np.ndarray) -> Tensor | np.ndarray:
