@@ -11,8 +11,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -148,10 +146,7 @@ def train_gaa_run(
     finally:
         if bar is not None:
             bar.close()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".gaa-") as staging:
-        for written in sorted(Path(agent.save(staging)).iterdir()):
-            os.replace(written, run_dir / written.name)  # atomic per file
+    agent.save(run_dir)  # each file written atomically
     losses = [r.loss for r in trainer.history]
     config = {
         "algo": "gaa",
