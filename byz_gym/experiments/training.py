@@ -37,8 +37,6 @@ __all__ = [
 
 SB3_ALGOS = ("ppo", "sac", "td3", "a2c")
 TRAIN_ALGOS = (*SB3_ALGOS, "gaa")
-# gym.make keywords that configure the env wrapper, not the Scenario (GAA trains on the simulator).
-_ENV_ONLY_KWARGS = ("action_mode", "temperature", "divergence_penalty", "render_mode", "max_episode_steps")
 _GAA_FIXED_KEYS = ("n_workers", "seed", "state", "model_dim")  # set by train_gaa_run (features state)
 
 
@@ -47,7 +45,11 @@ def scenario_for_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -
     applied (env-only keywords such as ``temperature`` are ignored)."""
     import gymnasium as gym
 
-    from byz_gym.env import resolve_scenario
+    from byz_gym.env import ByzantineAggregationEnv, resolve_scenario
+
+    # gym.make keywords that configure the env or its time limit, not the Scenario
+    parameters = inspect.signature(ByzantineAggregationEnv).parameters.values()
+    env_only = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY} | {"max_episode_steps"}
 
     key = env_id.split(":", 1)[1] if ":" in env_id else env_id
     spec = gym.registry.get(key)
@@ -57,7 +59,7 @@ def scenario_for_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -
         raise ValueError(f"unknown byz-gym env id {key!r}; registered: {', '.join(byz_gym.registered_env_ids())}")
     kwargs = {**spec.kwargs, **dict(env_kwargs or {})}
     scenario = kwargs.pop("scenario", "Digits")
-    overrides = {k: v for k, v in kwargs.items() if k not in _ENV_ONLY_KWARGS}
+    overrides = {k: v for k, v in kwargs.items() if k not in env_only}
     return resolve_scenario(scenario, overrides)
 
 
