@@ -2,11 +2,13 @@
 classical robust rules learn at β = 0.3 and fail at β = 0.7, even with f set to the largest value
 each rule accepts.
 
-Full default horizon (300 rounds), one seed, the 11 episodes spread over two processes. The
-margins come from measurements over seeds 0-3 recorded in docs/baselines.md: at β = 0.3 Brute,
-the median and Bulyan end within 5 points of clean training; Krum and the medoid, which apply a
-single worker's gradient each round, lag by 6-16 points at this horizon (the mean itself ends
-near 30%). At β = 0.7 every rule's accuracy collapses to about 8.5% (a single class).
+Full default horizon (300 rounds), one seed, the 12 episodes spread over two processes. At β = 0.3
+every worker samples its minibatches from the whole training set (partition ``"shared"``, the
+i.i.d. setting of Krum's analysis): measured over seeds 0-4 (docs/baselines.md,
+docs/results/baselines_fig4.jsonl) each rule ends within 4.2 points of clean training there. On the
+default disjoint 26-image shards, Krum and the medoid, which apply one worker's gradient per
+round and keep picking the same few workers, plateau 6-16 points lower; a test pins that too. At
+β = 0.7 every rule's accuracy collapses to about 9% (a single class).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ SEED = 0
 N = 50  # workers in the digits presets
 RULES = ["krum", "geomed", "median", "bulyan", "brute"]
 CLEAN, MINORITY, MAJORITY = "ByzGym/Digits-Clean-v0", "ByzGym/Digits-v0", "ByzGym/Digits-Majority-v0"
-# Points below clean accuracy allowed at beta = 0.3 (seed 0 measured: brute +0.3, median -1.7,
-# bulyan -2.8, krum -5.6, geomed -6.1; worst over seeds 0-3: 1.1, 4.7, 3.9, 14.8, 15.6).
-MARGIN = {"brute": 5.0, "median": 5.0, "bulyan": 5.0, "krum": 10.0, "geomed": 10.0}
+SHARED = {"task": {"name": "digits", "params": {"partition": "shared"}}}
+# Points below clean accuracy allowed at beta = 0.3 on shared data (the issue's bound). Measured at
+# seed 0: brute 0.0, median -1.7, bulyan -1.4, krum -2.0, geomed -1.4; worst over seeds 0-4: 4.2 (geomed).
+MARGIN = 5.0
 
 
 def f_for(rule: str, beta: float) -> int:
@@ -53,13 +56,18 @@ def single_threaded_children() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def results() -> dict[tuple[str, str], RunResult]:
-    jobs = [(CLEAN, "mean", 0)]
-    jobs += [(env, rule, f_for(rule, beta)) for env, beta in ((MINORITY, 0.3), (MAJORITY, 0.7)) for rule in RULES]
+def results() -> dict[tuple[str, str, bool], RunResult]:
+    """``(env, rule, shared data)`` -> result."""
+    jobs = [(CLEAN, "mean", 0, True), (MINORITY, "krum", f_for("krum", 0.3), False)]
+    jobs += [(MINORITY, rule, f_for(rule, 0.3), True) for rule in RULES]
+    jobs += [(MAJORITY, rule, f_for(rule, 0.7), False) for rule in RULES]
     context = multiprocessing.get_context("spawn")
     with single_threaded_children(), ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
         futures = {
-            (env, rule): pool.submit(run_episode, env, make_policy(rule, f=f), seed=SEED) for env, rule, f in jobs
+            (env, rule, shared): pool.submit(
+                run_episode, env, make_policy(rule, f=f), seed=SEED, env_kwargs=SHARED if shared else None
+            )
+            for env, rule, f, shared in jobs
         }
         return {key: future.result() for key, future in futures.items()}
 
@@ -69,24 +77,32 @@ def test_f_choices() -> None:
     assert [f_for(rule, 0.7) for rule in RULES] == [23, 24, 24, 11, 24]
 
 
-def test_runs_use_the_full_horizon(results: dict[tuple[str, str], RunResult]) -> None:
+def test_runs_use_the_full_horizon(results: dict[tuple[str, str, bool], RunResult]) -> None:
     for result in results.values():
         assert result.rounds == 300 and not result.terminated
 
 
 @pytest.mark.parametrize("rule", RULES)
-def test_robust_rules_learn_at_beta_0_3(rule: str, results: dict[tuple[str, str], RunResult]) -> None:
-    clean = results[(CLEAN, "mean")].final_test_accuracy
-    accuracy = results[(MINORITY, rule)].final_test_accuracy
-    assert clean > 0.88
-    assert accuracy >= clean - MARGIN[rule] / 100, f"{rule}: {accuracy:.3f} vs clean {clean:.3f}"
+def test_robust_rules_learn_at_beta_0_3(rule: str, results: dict[tuple[str, str, bool], RunResult]) -> None:
+    clean = results[(CLEAN, "mean", True)].final_test_accuracy
+    accuracy = results[(MINORITY, rule, True)].final_test_accuracy
+    assert clean > 0.9
+    assert accuracy >= clean - MARGIN / 100, f"{rule}: {accuracy:.3f} vs clean {clean:.3f}"
     if baselines.GARS.get(rule).linear:
-        assert results[(MINORITY, rule)].byzantine_credit_mass == 0.0
+        assert results[(MINORITY, rule, True)].byzantine_credit_mass == 0.0
+
+
+def test_krum_plateaus_on_small_disjoint_shards(results: dict[tuple[str, str, bool], RunResult]) -> None:
+    """Krum keeps selecting the same few workers, so on 26-image shards it learns from little data
+    (seed 0 measured: 0.864 on disjoint shards, 0.905 on shared data)."""
+    disjoint = results[(MINORITY, "krum", False)]
+    assert disjoint.byzantine_credit_mass == 0.0  # robust all the same: never a Byzantine worker
+    assert 0.75 < disjoint.final_test_accuracy < results[(MINORITY, "krum", True)].final_test_accuracy - 0.02
 
 
 @pytest.mark.parametrize("rule", RULES)
-def test_robust_rules_fail_at_beta_0_7(rule: str, results: dict[tuple[str, str], RunResult]) -> None:
-    accuracy = results[(MAJORITY, rule)].final_test_accuracy
+def test_robust_rules_fail_at_beta_0_7(rule: str, results: dict[tuple[str, str, bool], RunResult]) -> None:
+    accuracy = results[(MAJORITY, rule, False)].final_test_accuracy
     assert accuracy < 0.2, f"{rule} at beta = 0.7 reached {accuracy:.3f}; the Fig. 4 failure no longer reproduces"
     if baselines.GARS.get(rule).linear:
-        assert results[(MAJORITY, rule)].byzantine_credit_mass > 0.99  # it follows the Byzantine cluster
+        assert results[(MAJORITY, rule, False)].byzantine_credit_mass > 0.99  # it follows the Byzantine cluster

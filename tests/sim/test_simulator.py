@@ -177,3 +177,18 @@ def test_unknown_components_list_the_available_ones():
         Simulator(Scenario(attack={"tampering": "nope"}))
     with pytest.raises(ValueError, match=r"random_fault' got unknown parameter\(s\) \['sigma'\]"):
         Simulator(Scenario(attack={"tampering": {"name": "random_fault", "params": {"sigma": 1}}}))
+
+
+def test_shared_partition_gives_every_worker_the_whole_training_set_without_copies():
+    iid = make_task("digits", n_workers=50)
+    shared = make_task("digits", n_workers=50, partition="shared")
+    assert shared.shard_x.shape[0] == 50 and shared.shard_x.stride(0) == 0  # one copy, viewed 50 times
+    assert torch.equal(shared.shard_x[0], shared.shard_x[49]) and torch.equal(shared.shard_y[0], shared.shard_y[49])
+    assert shared.shard_size == 1338 >= 50 * iid.shard_size  # every training image, none dropped
+    assert torch.equal(shared.test_x, iid.test_x) and torch.equal(shared.qv_x, iid.qv_x)  # same split otherwise
+    sim = Simulator(Scenario(task={"name": "digits", "params": {"partition": "shared"}}))
+    x, _ = sim.worker_batches(seed=0, round_index=0)
+    assert x.shape == (50, 64, 64)
+    for rows in x[:3]:  # without replacement within a worker's batch
+        assert len({tuple(r.tolist()) for r in rows}) >= 63  # (a few digits images are exact duplicates)
+    assert not torch.equal(x[0], x[1])  # workers draw their own batches

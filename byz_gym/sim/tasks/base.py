@@ -11,7 +11,18 @@ from torch import Tensor, nn
 
 from byz_gym.registry import Registry
 
-__all__ = ["TASKS", "Task", "make_task", "partition_indices", "register_task", "restrict_qv_classes"]
+__all__ = [
+    "PARTITIONS",
+    "TASKS",
+    "Task",
+    "make_task",
+    "partition_indices",
+    "register_task",
+    "restrict_qv_classes",
+    "shard_data",
+]
+
+PARTITIONS = ("iid", "label_skew", "shared")
 
 
 @dataclass(frozen=True)
@@ -73,11 +84,14 @@ def restrict_qv_classes(task: Task, classes: Sequence[int]) -> Task:
 
 
 def partition_indices(labels: Tensor, n_workers: int, partition: str, generator: torch.Generator) -> Tensor:
-    """Split sample indices into ``[n_workers, m]`` equal shards.
+    """Split sample indices into ``[n_workers, m]`` shards.
 
-    ``"iid"`` deals a random permutation; ``"label_skew"`` sorts by label and gives every worker
-    two label-contiguous chunks, so each sees about two classes (McMahan et al., 2017). The few
-    samples that do not fill a whole shard are dropped.
+    ``"iid"`` deals a random permutation into disjoint shards; ``"label_skew"`` sorts by label and
+    gives every worker two label-contiguous chunks, so each sees about two classes (McMahan et al.,
+    2017). The few samples that do not fill a whole shard are dropped. ``"shared"`` gives every
+    worker the whole training set (an expanded view, no copy): each round's minibatches are then
+    i.i.d. draws from one distribution, the setting of Krum's analysis (Blanchard et al., 2017), in
+    which a rule that applies a single worker's gradient still sees all the data over the rounds.
     """
     count = labels.shape[0]
     if partition == "iid":
@@ -94,4 +108,16 @@ def partition_indices(labels: Tensor, n_workers: int, partition: str, generator:
         chunks = by_label.view(2 * n_workers, chunk)
         assignment = torch.randperm(2 * n_workers, generator=generator).view(n_workers, 2)
         return chunks[assignment].reshape(n_workers, 2 * chunk)
-    raise ValueError(f"unknown partition {partition!r}; expected 'iid' or 'label_skew'")
+    if partition == "shared":
+        if count < 1:
+            raise ValueError("the shared partition needs at least one training sample")
+        return torch.arange(count).expand(n_workers, count)
+    raise ValueError(f"unknown partition {partition!r}; expected one of {list(PARTITIONS)}")
+
+
+def shard_data(x: Tensor, y: Tensor, shards: Tensor) -> tuple[Tensor, Tensor]:
+    """``(shard_x, shard_y)`` for ``[n, m]`` shard indices; a shared partition stays a view of one copy."""
+    if shards.shape[0] > 1 and shards.stride(0) == 0:  # every worker holds the same rows
+        rows = shards[0]
+        return x[rows].expand(shards.shape[0], *x[rows].shape), y[rows].expand(shards.shape[0], -1)
+    return x[shards], y[shards]

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from byz_gym.sim.tasks.base import Task, partition_indices, register_task
+from byz_gym.sim.tasks.base import Task, partition_indices, register_task, shard_data
 
 __all__ = ["DigitsMLP", "digits"]
 
@@ -50,7 +50,8 @@ def digits(
 
     Parameters
     ----------
-    partition: ``"iid"`` or ``"label_skew"`` (about two classes per worker).
+    partition: ``"iid"`` (disjoint random shards of 26 images at n = 50), ``"label_skew"`` (about
+        two classes per worker) or ``"shared"`` (every worker samples from all training images).
     test_fraction: share of the 1,797 images held out for test accuracy.
     qv_pool_size: images reserved for the server's quasi-validation pool (disjoint from shards).
     hidden: width of the hidden layer.
@@ -71,12 +72,14 @@ def digits(
     mean, std = x[train_idx].mean(0), x[train_idx].std(0)
     x = (x - mean) / torch.where(std > 0, std, torch.ones_like(std))
 
-    shards = train_idx[partition_indices(y[train_idx], n_workers, partition, generator)]
+    shard_x, shard_y = shard_data(
+        x[train_idx], y[train_idx], partition_indices(y[train_idx], n_workers, partition, generator)
+    )
     return Task(
         name="digits",
         model_factory=partial(DigitsMLP, hidden),
-        shard_x=x[shards],
-        shard_y=y[shards],
+        shard_x=shard_x,
+        shard_y=shard_y,
         qv_x=x[qv_idx],
         qv_y=y[qv_idx],
         test_x=x[test_idx],

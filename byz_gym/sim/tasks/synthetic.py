@@ -22,7 +22,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from byz_gym.sim.tasks.base import Task, partition_indices, register_task
+from byz_gym.sim.tasks.base import Task, partition_indices, register_task, shard_data
 
 __all__ = ["SyntheticMLP", "synthetic"]
 
@@ -77,7 +77,8 @@ def synthetic(
     test_size: samples of the held-out test set.
     separation: spread of the class means in noise standard deviations (about ``separation·√2``
         between two means); larger is easier.
-    partition: ``"iid"`` or ``"label_skew"`` (about two classes per worker).
+    partition: ``"iid"``, ``"label_skew"`` (about two classes per worker) or ``"shared"`` (every
+        worker samples from all ``n_workers · samples_per_worker`` training samples).
     split_seed: seed of the class means and of every sample, fixed so that every episode sees the
         same data.
     """
@@ -109,12 +110,12 @@ def synthetic(
     train_x, train_y = draw(n_workers * samples_per_worker)
     qv_x, qv_y = draw(qv_pool_size)
     test_x, test_y = draw(test_size)
-    shards = partition_indices(train_y, n_workers, partition, generator)
+    shard_x, shard_y = shard_data(train_x, train_y, partition_indices(train_y, n_workers, partition, generator))
     return Task(
         name="synthetic",
         model_factory=partial(SyntheticMLP, input_dim, hidden, num_classes),
-        shard_x=train_x[shards],
-        shard_y=train_y[shards],
+        shard_x=shard_x,
+        shard_y=shard_y,
         qv_x=qv_x,
         qv_y=qv_y,
         test_x=test_x,
