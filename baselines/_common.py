@@ -48,6 +48,7 @@ __all__ = [
     "rank_tiebreak",
     "register_gar",
     "register_pre_aggregator",
+    "sort_rows",
     "sorted_columns",
     "pairwise_sq_distances",
     "uniform_over",
@@ -249,6 +250,12 @@ def weighted_sum(credit: Tensor, grads: Tensor) -> Tensor:
     support = torch.nonzero(credit).squeeze(1)
     if support.numel() == grads.shape[0]:
         return credit @ grads
+    if 2 * support.numel() > grads.shape[0]:
+        # Copying most rows costs more than the product over all of them. A NaN or Inf anywhere,
+        # even in a zero-credit row, leaves a NaN in the product, so a finite one is the answer.
+        update = credit @ grads
+        if bool(torch.isfinite(update).all()):
+            return update
     return credit.index_select(0, support) @ grads.index_select(0, support)
 
 
@@ -367,25 +374,48 @@ def bad_rows_np(d: np.ndarray) -> np.ndarray:
 
 
 def krum_scores_np(
-    masked: np.ndarray, neighbours: int, alive: np.ndarray, bad: np.ndarray
+    masked: np.ndarray,
+    neighbours: int,
+    alive: np.ndarray,
+    bad: np.ndarray,
+    presorted: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``krum_scores`` on a float64 numpy matrix whose diagonal is already +inf (small [n, n]
-    arrays are several times cheaper in numpy than in torch, which matters in Bulyan's loop)."""
+    arrays are several times cheaper in numpy than in torch, which matters in Bulyan's loop).
+
+    ``presorted`` is ``sort_rows(masked)``, for callers that score shrinking sets of alive rows
+    on one matrix: the sums then run over each row's sorted distances with the dead columns
+    zeroed, which adds the same values in the same order as sorting the alive ones anew.
+    """
     n = masked.shape[0]
     count = int(alive.sum())
     if count <= 1:
         scores = np.zeros(n)
         next_scores = np.zeros(n)
     else:
-        if count < n:
-            masked = np.where(alive[None, :], masked, np.inf)
         k = max(1, min(int(neighbours), count - 1))
-        nearest = np.sort(masked, axis=1)[:, : min(k + 1, count - 1)].cumsum(axis=1)
-        scores, next_scores = nearest[:, k - 1].copy(), nearest[:, -1].copy()
+        last = min(k + 1, count - 1)
+        order, ordered = presorted if presorted is not None else sort_rows(masked)
+        if count == n:
+            sums = ordered[:, :last].cumsum(axis=1)
+            scores, next_scores = sums[:, k - 1].copy(), sums[:, -1].copy()
+        else:
+            keep = alive[order]  # [n, n]: is the j-th nearest column of row i alive
+            sums = np.where(keep, ordered, 0.0).cumsum(axis=1)
+            seen = keep.cumsum(axis=1)  # alive columns among the j + 1 nearest
+            rows = np.arange(n)
+            scores = sums[rows, (seen < k).sum(axis=1)]
+            next_scores = sums[rows, (seen < last).sum(axis=1)]
     out = ~alive | bad | ~np.isfinite(scores)
     scores[out] = np.inf
     next_scores[out] = np.inf
     return scores, next_scores
+
+
+def sort_rows(masked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, values)``: each row's column indices by increasing distance, and the sorted distances."""
+    order = np.argsort(masked, axis=1, kind="stable")
+    return order, np.take_along_axis(masked, order, axis=1)
 
 
 def argmin_tiebreak(primary: Tensor | np.ndarray, secondary: Tensor | np.ndarray, grads: Tensor) -> int:

@@ -19,6 +19,7 @@ from baselines._common import (
     coordinate_sort,
     krum_scores_np,
     register_gar,
+    sort_rows,
     sorted_columns,
 )
 
@@ -94,9 +95,10 @@ def bulyan_selection(distances: Tensor, f: int, count: int, grads: Tensor) -> Te
     bad = bad_rows_np(d)
     np.fill_diagonal(d, np.inf)
     alive = np.ones(n, dtype=bool)
+    presorted = sort_rows(d)  # sorted once; each step zeroes the chosen columns instead of re-sorting
     chosen = []
     for step in range(count):  # loops over selections on the [n, n] matrix, not over d
-        scores, next_scores = krum_scores_np(d, n - step - f - 2, alive, bad)
+        scores, next_scores = krum_scores_np(d, n - step - f - 2, alive, bad, presorted)
         if not np.isfinite(scores).any():  # only possible with more than f bad rows
             scores = np.where(alive, 0.0, np.inf)
         winner = argmin_tiebreak(scores, next_scores, grads)

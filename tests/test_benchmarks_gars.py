@@ -40,3 +40,8 @@ def test_main_prints_a_table(bench, capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main(["--n", "7", "--f", "1", "--rounds", "1", "--warmup", "0", "--rules", "krum"]) == 0
     out = capsys.readouterr().out
     assert "d = 25,450" in out and "krum" in out and "x mean" in out
+
+
+def test_paired_ratios_divide_step_by_step(bench) -> None:
+    times = {"mean": [1.0, 10.0, 1.0], "krum": [1.2, 12.0, 1.3]}  # a slow spell at step 2
+    assert bench.paired_ratios(times) == {"mean": 1.0, "krum": pytest.approx(1.2)}

@@ -33,6 +33,23 @@ def test_tight_clusters_keep_their_distances(dtype: torch.dtype) -> None:
     assert float(cluster.max()) < 1e-3
 
 
+def test_a_long_chain_of_close_rows_keeps_its_small_steps() -> None:
+    """Rows on a line, 1e-4 apart, far from the origin: neighbours are close both to the raw norms
+    and to the norms centred on the chain's first row, so the group's Gram is retaken in float64."""
+    generator = torch.Generator().manual_seed(1)
+    base = 0.5 + 0.01 * torch.randn(2000, generator=generator)
+    step = 1e-4 * torch.randn(2000, generator=generator)
+    grads = (base + torch.arange(40.0)[:, None] * step).to(torch.float32)
+    got, want = pairwise_sq_distances(grads), exact(grads)
+    off = ~torch.eye(40, dtype=torch.bool)
+    relative = ((got - want).abs() / want)[off]
+    assert float(relative.max()) < 1e-4
+    single_float32_gram = (grads[1:] - grads[0]) @ (grads[1:] - grads[0]).T  # what a float32-only refinement gives
+    norms = single_float32_gram.diagonal()
+    adjacent = (norms[:, None] + norms[None, :] - 2 * single_float32_gram).diagonal(offset=1).double()
+    assert float(((adjacent - want.diagonal(offset=1)[1:]).abs() / want.diagonal(offset=1)[1:]).max()) > 1e-4
+
+
 def test_non_finite_rows_are_infinitely_far_and_enormous_rows_are_not() -> None:
     grads = random_fault_round(seed=1)
     grads[4] = float("nan")

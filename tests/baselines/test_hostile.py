@@ -127,3 +127,17 @@ def test_on_the_env_robust_rules_survive_what_ends_the_mean(tampering: dict) -> 
         result = run_episode("ByzGym/Digits-v0", make_policy(name, f=2), seed=0, env_kwargs=env_kwargs)
         assert not result.terminated and result.rounds == 3, name
         assert result.final_test_accuracy > 0.0
+
+
+@pytest.mark.parametrize("kind", ["nan", "posinf", "neginf", "mixed", "huge"])
+@pytest.mark.parametrize("supported", [1, 3, 5])  # few, most, all-but-the-bad rows
+def test_weighted_sum_ignores_zero_credit_rows_whatever_they_hold(kind: str, supported: int) -> None:
+    from baselines._common import weighted_sum
+
+    generator = torch.Generator().manual_seed(0)
+    honest = torch.randn(5, 7, generator=generator)
+    grads = torch.cat([poison(kind, 1, 7), honest])
+    credit = torch.zeros(6)
+    credit[1 : 1 + supported] = 1.0 / supported
+    expected = credit[1 : 1 + supported] @ honest[:supported]
+    torch.testing.assert_close(weighted_sum(credit, grads), expected, rtol=1e-6, atol=1e-7)
