@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byz_gym.sim.geometry import finite_rows, pairwise_sq_distances, symlog
+from byz_gym.sim.geometry import finite_rows, gram, pairwise_sq_distances, symlog
 from byz_gym.sim.simulator import SimState, Simulator
 
 __all__ = ["GLOBAL_FEATURES", "WORKER_FEATURES", "Feature", "RoundFeatures", "compute_round_features", "round_features"]
@@ -164,15 +164,15 @@ def _geometry_float32(grads: Tensor, mean: Tensor, qv_grad: Tensor) -> _Geometry
         return None
     median = _finite_median(grads)
     references = torch.stack([mean, median, qv_grad])
-    dots = (grads @ references.T).numpy().astype(np.float64)
+    dots = gram(grads, references).numpy().astype(np.float64)
     ref_norms = torch.linalg.vector_norm(references, dim=1).numpy().astype(np.float64)
     centred = grads - median
-    gram = (centred @ centred.T).numpy().astype(np.float64)
-    if not (np.isfinite(dots).all() and np.isfinite(ref_norms).all() and np.isfinite(gram).all()):
+    products = gram(centred).numpy().astype(np.float64)
+    if not (np.isfinite(dots).all() and np.isfinite(ref_norms).all() and np.isfinite(products).all()):
         return None
-    sq_norms = gram.diagonal()
+    sq_norms = products.diagonal()
     norm_sums = sq_norms[:, None] + sq_norms[None, :]
-    sq_dist = np.maximum(norm_sums - 2.0 * gram, 0.0)
+    sq_dist = np.maximum(norm_sums - 2.0 * products, 0.0)
     sq_dist = 0.5 * (sq_dist + sq_dist.T)
     np.fill_diagonal(sq_dist, 0.0)
     imprecise = sq_dist < PRECISE_ABOVE * norm_sums
@@ -190,7 +190,7 @@ def _geometry_float64(grads: Tensor, mean: Tensor, qv_grad: Tensor) -> _Geometry
     global_norms = references[[0, 2]].norm(dim=1).numpy()  # NaN / Inf kept: symlog maps them to 0 / ±88.7
     rows = torch.where(finite[:, None], grads.to(torch.float64), 0.0)
     references = torch.nan_to_num(references, nan=0.0, posinf=0.0, neginf=0.0)
-    dots = (rows @ references.T).numpy()
+    dots = gram(rows, references).numpy()
     ref_norms = references.norm(dim=1).numpy()
     cos_ok = (finite[:, None] & ref_finite[None, :]).numpy()
     sq_dist = pairwise_sq_distances(grads).numpy()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 from torch import Tensor
 
-__all__ = ["finite_rows", "pairwise_sq_distances", "symlog"]
+__all__ = ["finite_rows", "gram", "pairwise_sq_distances", "symlog"]
 
 
 def finite_rows(grads: Tensor) -> Tensor:
@@ -19,6 +22,26 @@ def finite_rows(grads: Tensor) -> Tensor:
     finite = ~suspect
     finite[suspect] = torch.isfinite(grads[suspect]).all(dim=1)
     return finite
+
+
+def gram(rows: Tensor, others: Tensor | None = None) -> Tensor:
+    """``rows @ others.T`` (``others`` defaults to ``rows``) in the input's precision. On CPU the
+    product runs in NumPy's BLAS on one thread: for these short, wide matrices (50 x 25,450) that
+    is about 1.6x faster than torch's single-threaded product, and one thread keeps it from
+    fighting torch's own threads for the cores (with both pools at 2 threads on 2 cores a round
+    ran several times slower). Detached; the result is on the input's device."""
+    others = rows if others is None else others
+    if rows.device.type != "cpu":
+        return rows.detach() @ others.detach().T
+    a, b = rows.detach().numpy(), others.detach().numpy()
+    with _numpy_blas().limit(limits=1), np.errstate(over="ignore", invalid="ignore"):  # callers check Inf/NaN
+        return torch.from_numpy(a @ b.T)
+
+
+@lru_cache(maxsize=1)
+def _numpy_blas() -> ThreadpoolController:
+    """NumPy's BLAS thread pool (found once; limiting it then costs about 10 µs per call)."""
+    return ThreadpoolController().select(user_api="blas")
 
 
 REFINE_BELOW = 1e-2  # float32 Gram distances below this share of ‖Vᵢ‖² + ‖Vⱼ‖² are recomputed in float64
@@ -42,11 +65,11 @@ def pairwise_sq_distances(grads: Tensor) -> Tensor:
     """
     if grads.dtype != torch.float32:
         return _sq_distances_float64(grads)
-    gram = (grads @ grads.T).to(torch.float64)
-    sq_norms = gram.diagonal()
+    products = gram(grads).to(torch.float64)
+    sq_norms = products.diagonal()
     if not bool(torch.isfinite(sq_norms).all()) or float(sq_norms.max()) > _FLOAT32_SAFE:
         return _sq_distances_float64(grads)  # non-finite or enormous rows: the careful path
-    dist, norm_sums = _gram_sq_distances(gram)
+    dist, norm_sums = _gram_sq_distances(products)
     return _refined(grads, dist, norm_sums)
 
 
@@ -56,19 +79,18 @@ def _sq_distances_float64(grads: Tensor) -> Tensor:
     all_finite = bool(finite.all())
     if not all_finite:
         g = torch.where(finite[:, None], g, torch.zeros_like(g))
-    gram = g @ g.T
-    dist, norm_sums = _gram_sq_distances(gram)
+    dist, norm_sums = _gram_sq_distances(gram(g))
     if not all_finite:
         dist[~finite, :] = float("inf")
         dist[:, ~finite] = float("inf")
     return _refined(g, dist, norm_sums)
 
 
-def _gram_sq_distances(gram: Tensor) -> tuple[Tensor, Tensor]:
+def _gram_sq_distances(products: Tensor) -> tuple[Tensor, Tensor]:
     """``(‖Vᵢ‖² + ‖Vⱼ‖² − 2⟨Vᵢ, Vⱼ⟩ clamped at 0, ‖Vᵢ‖² + ‖Vⱼ‖²)`` from a float64 Gram matrix."""
-    sq_norms = gram.diagonal()
+    sq_norms = products.diagonal()
     norm_sums = sq_norms[:, None] + sq_norms[None, :]
-    dist = (norm_sums - 2.0 * gram).clamp_min_(0.0)
+    dist = (norm_sums - 2.0 * products).clamp_min_(0.0)
     return 0.5 * (dist + dist.T), norm_sums  # exactly symmetric: d(i, j) and d(j, i) tie exactly
 
 
@@ -101,10 +123,9 @@ def _refine_close_pairs(grads: Tensor, dist: Tensor, close: Tensor) -> None:
         members = torch.from_numpy(np.flatnonzero(labels == label)).to(grads.device)
         rows = grads.index_select(0, members)
         centred = rows - rows.mean(dim=0)
-        inner, norm_sums = _gram_sq_distances((centred @ centred.T).to(torch.float64))
+        inner, norm_sums = _gram_sq_distances(gram(centred).to(torch.float64))
         if centred.dtype != torch.float64 and bool((inner < REFINE_BELOW * norm_sums).fill_diagonal_(False).any()):
-            centred = centred.to(torch.float64)
-            inner = _gram_sq_distances(centred @ centred.T)[0]
+            inner = _gram_sq_distances(gram(centred.to(torch.float64)))[0]
         dist[members[:, None], members[None, :]] = inner
 
 
