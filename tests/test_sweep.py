@@ -130,3 +130,23 @@ def test_the_shipped_sweep_files_load():
         cells, seeds, _ = load_sweep(path)
         assert seeds and cells
         assert {c.env for c in cells} <= set(byz_gym.registered_env_ids())
+
+
+def test_the_shipped_results_cover_their_sweep_files():
+    """docs/results/NAME.jsonl holds a run for every (cell, seed) of examples/sweeps/NAME.yml, so
+    re-running a documented sweep only prints its tables (and an edited sweep file is noticed)."""
+    from pathlib import Path
+
+    import byz_gym  # noqa: F401  (registers the env ids the sweep files name)
+
+    root = Path(__file__).resolve().parents[1]
+    pairs = [
+        (p, root / "docs" / "results" / f"{p.stem}.jsonl") for p in sorted((root / "examples" / "sweeps").glob("*.yml"))
+    ]
+    pairs = [(sweep, results) for sweep, results in pairs if results.exists()]
+    assert len(pairs) >= 3
+    for sweep, results in pairs:
+        cells, seeds, _ = load_sweep(sweep)
+        done = {(record["cell"], record["seed"]) for record in read_results(results)}
+        missing = [(c.label, c.env, s) for c in cells for s in seeds if (c.key, s) not in done]
+        assert not missing, f"{results.name} lacks runs of {sweep.name}: {missing[:5]}"
