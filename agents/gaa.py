@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,19 @@ CREDIT_INPUTS = ("linear", "log")
 DEFAULT: Any = object()  # "the unit's own default" for options where None means "off"
 N_WORKER_FEATURES = len(WORKER_FEATURES)  # the last one is the previous credit
 N_GLOBAL_FEATURES = len(GLOBAL_FEATURES)
+_SCORED_FEATURES = [feature.name for feature in WORKER_FEATURES[:-1]]  # the unit's own credit replaces the last
+
+
+def _feature_names(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` as a tuple of known per-worker feature names, or ``ValueError`` listing them."""
+    if isinstance(names, str):
+        names = [names]
+    unknown = [name for name in names if name not in _SCORED_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown feature(s) {unknown} in ignore_features; choose among {_SCORED_FEATURES}")
+    return tuple(dict.fromkeys(names))
+
+
 _CONFIG_FILE, _WEIGHTS_FILE = "gaa_config.json", "gaa_weights.pt"
 
 
@@ -81,6 +95,8 @@ class GAA(nn.Module):
         credit never becomes exactly one-hot and ψ keeps a gradient; ``None``: no bound. Default:
         10 for the equivariant unit, ``None`` for the paper unit (docs/gaa.md has the measurements).
     max_parameters: the paper unit refuses to build a weight matrix with more entries than this.
+    ignore_features: names of per-worker features (``WORKER_FEATURES``, previous credit excepted)
+        the unit sees as 0, for ablations: which observation features does the agent need?
     seed: seeds ψ's initialisation without touching the global random state.
 
     Inputs of ``forward`` (``state="features"``): ``per_worker`` ``[n, 7]`` and ``global_`` ``[3]``
@@ -102,6 +118,7 @@ class GAA(nn.Module):
         credit_input: str | None = None,
         max_logit: float | None = DEFAULT,
         max_parameters: int = 1_000_000,
+        ignore_features: Sequence[str] = (),
         seed: int | None = 0,
     ) -> None:
         super().__init__()
@@ -118,6 +135,10 @@ class GAA(nn.Module):
         self.model_dim = None if model_dim is None else int(model_dim)
         self.hidden, self.max_parameters = int(hidden), int(max_parameters)
         self.standardize = bool(standardize)
+        self.ignore_features = _feature_names(ignore_features)
+        if self.ignore_features and state != "features":
+            raise ValueError("ignore_features selects among the per-worker features; it needs state='features'")
+        self._ignored = [_SCORED_FEATURES.index(name) for name in self.ignore_features]
         equivariant = unit == "equivariant"
         if credit_input is None:  # by unit: the paper unit feeds α as published
             credit_input = "log" if equivariant else "linear"
@@ -184,6 +205,7 @@ class GAA(nn.Module):
             "credit_input": self.credit_input,
             "max_logit": self.max_logit,
             "max_parameters": self.max_parameters,
+            "ignore_features": list(self.ignore_features),
             "seed": self.seed,
         }
 
@@ -240,6 +262,9 @@ class GAA(nn.Module):
             prev = torch.log(prev + 1e-3)
         if self.state_mode == "features":
             features = per_worker.detach().to(dtype)[:, : N_WORKER_FEATURES - 1]
+            if self._ignored:
+                features = features.clone()
+                features[:, self._ignored] = 0.0
             glob = global_.detach().to(dtype)
             if self.unit == "equivariant":
                 columns = [features, prev[:, None], glob.expand(n, -1)]
@@ -328,7 +353,8 @@ class GAAPolicy(Policy):
     ----------
     path: a folder written by ``GAA.save`` / ``byz-gym train --algo gaa``: act frozen.
     online: train ψ during the run (default: only when no ``path`` is given).
-    unit, hidden, standardize, credit_input, max_logit, seed: the new agent's architecture (see ``GAA``).
+    unit, hidden, standardize, credit_input, max_logit, ignore_features, seed: the new agent's
+        architecture (see ``GAA``).
     entropy_bonus: η of the per-round term −η·H(α_t)/log n (0 is the paper's loss).
     segment_length, gamma: Algorithm 1's T and γ. agent_learning_rate: Adam's step size on ψ.
     max_grad_norm: clip ∇ψ before each step (``None``: no clipping). episodes: Algorithm 1's N.
@@ -355,6 +381,7 @@ class GAAPolicy(Policy):
         agent_learning_rate: float = 0.05,
         max_grad_norm: float | None = None,
         episodes: int = 5,
+        ignore_features: Sequence[str] = (),
         seed: int = 0,
     ) -> None:
         check_training_options(
@@ -366,6 +393,7 @@ class GAAPolicy(Policy):
             raise ValueError(f"episodes (Algorithm 1's N) must be a positive integer, got {episodes!r}")
         self.unit, self.hidden, self.seed = unit, int(hidden), int(seed)
         self.standardize, self.credit_input, self.max_logit = bool(standardize), credit_input, max_logit
+        self.ignore_features = _feature_names(ignore_features)
         self.entropy_bonus = float(entropy_bonus)
         self.segment_length, self.gamma = int(segment_length), float(gamma)
         self.agent_learning_rate = float(agent_learning_rate)
@@ -387,6 +415,7 @@ class GAAPolicy(Policy):
                 standardize=self.standardize,
                 credit_input=self.credit_input,
                 max_logit=self.max_logit,
+                ignore_features=self.ignore_features,
                 seed=self.seed,
             )
         if self.agent.state_mode != "features":

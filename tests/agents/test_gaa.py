@@ -290,6 +290,31 @@ def test_standardized_unit_stays_equivariant_and_round_trips(tmp_path):
         GAA("paper", n_workers=3, standardize=True)
 
 
+@pytest.mark.parametrize("unit, standardize", [("equivariant", False), ("equivariant", True), ("paper", False)])
+def test_ignored_features_do_not_move_the_credit(tmp_path, unit, standardize):
+    ignored = ["cos_median", "distance_score"]  # columns 2 and 5
+    agent = GAA(unit, n_workers=6, standardize=standardize, ignore_features=ignored, seed=2)
+    full = GAA(unit, n_workers=6, standardize=standardize, seed=2)
+    per_worker, global_, previous = _random_inputs(6, 3)
+    changed = per_worker.clone()
+    changed[:, [2, 5]] = torch.randn(6, 2, generator=torch.Generator().manual_seed(9))
+    credit = agent(per_worker, global_, previous).detach()
+    assert torch.equal(agent(changed, global_, previous).detach(), credit)
+    assert not torch.allclose(full(changed, global_, previous), full(per_worker, global_, previous))
+    changed[:, 3] += 1.0  # a feature it still reads
+    assert not torch.allclose(agent(changed, global_, previous), credit)
+    loaded = GAA.load(agent.save(tmp_path / "ablated"))
+    assert loaded.ignore_features == tuple(ignored)
+    assert torch.equal(loaded(per_worker, global_, previous).detach(), credit)
+
+
+def test_ignore_features_names_the_valid_choices():
+    with pytest.raises(ValueError, match=r"unknown feature\(s\) \['cos_medain'\].*'cos_median'"):
+        GAA(ignore_features=["cos_medain"])
+    with pytest.raises(ValueError, match="previous_credit"):  # the unit's own credit input is not a feature
+        make_policy("gaa", ignore_features=["previous_credit"])
+
+
 def test_first_n_minus_one_episodes_train_before_the_evaluated_run_on_other_seeds():
     policy = make_policy("gaa", segment_length=2, episodes=3)
     env_kwargs = {"n_workers": 4, "horizon": 4, "eval_every": 4}
