@@ -4,10 +4,10 @@ GAA is a recurrent credit assigner ``α_t = h_ψ(s_t, α_{t−1})`` whose output
 across workers, with ``α_{−1} = 1/n`` at the start of an episode. The credit of round t is applied
 to that round's submissions: ``θ_{t+1} = θ_t − λ Σᵢ α_{t,i} V_{t,i}``. Two recurrent units:
 
-- ``unit="equivariant"`` (default): one small MLP scores each worker from its own feature row
-  (the per-worker features of :func:`byz_gym.sim.features.round_features`, its previous credit and
-  the global features broadcast to every row); a softmax across workers turns the scores into
-  credit. The same ψ serves any number of workers and any worker order (permutation-equivariant).
+- ``unit="equivariant"`` (default): one small MLP (two tanh hidden layers, each after a
+  LayerNorm) scores each worker from its own feature row (the per-worker features of
+  :func:`byz_gym.sim.features.round_features`, its previous credit and the global features
+  broadcast to every row); a softmax across workers turns the scores into credit. The same ψ serves any number of workers and any worker order (permutation-equivariant).
 - ``unit="paper"``: as published, one fully-connected layer (no hidden layer) over the flattened
   concatenation of ``s_t`` and ``α_{t−1}``, softmax output. It needs a fixed ``n``.
   ``state="features"`` (default) uses as ``s_t`` the flattened per-worker features (without their
@@ -49,6 +49,7 @@ __all__ = [
     "STATES",
     "UNITS",
     "check_training_options",
+    "make_optimizer",
     "normalized_entropy",
     "optimizer_step",
     "round_term",
@@ -95,6 +96,11 @@ class GAA(nn.Module):
         credit never becomes exactly one-hot and ψ keeps a gradient; ``None``: no bound. Default:
         10 for the equivariant unit, ``None`` for the paper unit (docs/gaa.md has the measurements).
     max_parameters: the paper unit refuses to build a weight matrix with more entries than this.
+    layer_norm: equivariant unit only: normalise each hidden layer's pre-activations (LayerNorm)
+        before its tanh. Without it, Adam's steps grew the hidden weights until every tanh unit
+        saturated; the unit then scored all workers alike, the credit stayed uniform and no
+        gradient revived it (1 of 5 Pretense seeds, docs/gaa.md). Agents saved without the key
+        load with ``False``.
     ignore_features: names of per-worker features (``WORKER_FEATURES``, previous credit excepted)
         the unit sees as 0, for ablations: which observation features does the agent need?
     seed: seeds ψ's initialisation without touching the global random state.
@@ -118,6 +124,7 @@ class GAA(nn.Module):
         credit_input: str | None = None,
         max_logit: float | None = DEFAULT,
         max_parameters: int = 1_000_000,
+        layer_norm: bool | None = None,
         ignore_features: Sequence[str] = (),
         seed: int | None = 0,
     ) -> None:
@@ -135,6 +142,11 @@ class GAA(nn.Module):
         self.model_dim = None if model_dim is None else int(model_dim)
         self.hidden, self.max_parameters = int(hidden), int(max_parameters)
         self.standardize = bool(standardize)
+        if layer_norm and unit != "equivariant":
+            raise ValueError(
+                "layer_norm=True is an option of the equivariant unit (the paper unit has no hidden layer)"
+            )
+        self.layer_norm = unit == "equivariant" if layer_norm is None else bool(layer_norm)
         self.ignore_features = _feature_names(ignore_features)
         if self.ignore_features and state != "features":
             raise ValueError("ignore_features selects among the per-worker features; it needs state='features'")
@@ -158,13 +170,14 @@ class GAA(nn.Module):
                 torch.manual_seed(int(seed))
             if unit == "equivariant":
                 width = N_WORKER_FEATURES + N_GLOBAL_FEATURES + (N_WORKER_FEATURES - 1) * self.standardize
-                self.net: nn.Module = nn.Sequential(
-                    nn.Linear(width, self.hidden),
-                    nn.Tanh(),
-                    nn.Linear(self.hidden, self.hidden),
-                    nn.Tanh(),
-                    nn.Linear(self.hidden, 1),
-                )
+                layers: list[nn.Module] = []
+                for size in (width, self.hidden):  # no placeholder modules: saved weights keep their names
+                    layers += [
+                        nn.Linear(size, self.hidden),
+                        *([nn.LayerNorm(self.hidden)] * self.layer_norm),
+                        nn.Tanh(),
+                    ]
+                self.net: nn.Module = nn.Sequential(*layers, nn.Linear(self.hidden, 1))
             else:
                 in_features = self._paper_input_size()
                 self.net = nn.Linear(in_features, self.n_workers)  # type: ignore[arg-type]
@@ -205,6 +218,7 @@ class GAA(nn.Module):
             "credit_input": self.credit_input,
             "max_logit": self.max_logit,
             "max_parameters": self.max_parameters,
+            "layer_norm": self.layer_norm,
             "ignore_features": list(self.ignore_features),
             "seed": self.seed,
         }
@@ -228,7 +242,9 @@ class GAA(nn.Module):
                 f"no saved GAA agent in {str(path)!r}: expected {_CONFIG_FILE} and {_WEIGHTS_FILE} "
                 "written by GAA.save(path)"
             )
-        agent = cls(**json.loads(config_file.read_text()))
+        config = json.loads(config_file.read_text())
+        config.setdefault("layer_norm", False)  # saved before the option existed
+        agent = cls(**config)
         agent.load_state_dict(torch.load(weights_file, weights_only=True))
         return agent
 
@@ -285,7 +301,7 @@ class GAA(nn.Module):
 
 
 def check_training_options(
-    *, segment_length: int, gamma: float, entropy_bonus: float, max_grad_norm: float | None
+    *, segment_length: int, gamma: float, entropy_bonus: float, max_grad_norm: float | None, weight_decay: float = 0.0
 ) -> None:
     """The checks shared by the online policy and Algorithm 1's trainer (ValueError naming the knob)."""
     if int(segment_length) < 1:
@@ -296,6 +312,13 @@ def check_training_options(
         raise ValueError(f"entropy_bonus must be a non-negative number, got {entropy_bonus!r}")
     if max_grad_norm is not None and not float(max_grad_norm) > 0:
         raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm!r}")
+    if not float(weight_decay) >= 0:
+        raise ValueError(f"weight_decay must be a non-negative number, got {weight_decay!r}")
+
+
+def make_optimizer(agent: GAA, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
+    """ψ's optimiser: Adam, or AdamW when ``weight_decay`` > 0 (decoupled decay on every weight)."""
+    return torch.optim.AdamW(agent.parameters(), lr=learning_rate, weight_decay=float(weight_decay))
 
 
 def round_term(
@@ -357,6 +380,7 @@ class GAAPolicy(Policy):
         architecture (see ``GAA``).
     entropy_bonus: η of the per-round term −η·H(α_t)/log n (0 is the paper's loss).
     segment_length, gamma: Algorithm 1's T and γ. agent_learning_rate: Adam's step size on ψ.
+    weight_decay: AdamW's decoupled weight decay on ψ (0: plain Adam).
     max_grad_norm: clip ∇ψ before each step (``None``: no clipping). episodes: Algorithm 1's N.
 
     Frozen: ``GAAPolicy(path=...)`` loads an agent saved by ``GAA.save`` and acts without training
@@ -380,13 +404,19 @@ class GAAPolicy(Policy):
         gamma: float = 0.9,
         agent_learning_rate: float = 0.05,
         max_grad_norm: float | None = None,
+        weight_decay: float = 0.0,
         episodes: int = 5,
         ignore_features: Sequence[str] = (),
         seed: int = 0,
     ) -> None:
         check_training_options(
-            segment_length=segment_length, gamma=gamma, entropy_bonus=entropy_bonus, max_grad_norm=max_grad_norm
+            segment_length=segment_length,
+            gamma=gamma,
+            entropy_bonus=entropy_bonus,
+            max_grad_norm=max_grad_norm,
+            weight_decay=weight_decay,
         )
+        self.weight_decay = float(weight_decay)
         self.agent: GAA | None = GAA.load(path) if path is not None else None
         self.online = path is None if online is None else bool(online)
         if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
@@ -421,7 +451,7 @@ class GAAPolicy(Policy):
         if self.agent.state_mode != "features":
             raise ValueError("GAAPolicy runs agents with state='features' (the env's observation)")
         if self.online and self.optimizer is None:
-            self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=self.agent_learning_rate)
+            self.optimizer = make_optimizer(self.agent, self.agent_learning_rate, self.weight_decay)
         if self.online and self.episodes > 1:
             self._warm_up(env.sim, seed)
         self._alpha = torch.full((n,), 1.0 / n)  # α_{−1}: the recurrent state at episode start

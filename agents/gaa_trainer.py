@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from agents.gaa import GAA, check_training_options, optimizer_step, round_term
+from agents.gaa import GAA, check_training_options, make_optimizer, optimizer_step, round_term
 from byz_gym.sim.scenario import Scenario
 from byz_gym.sim.simulator import SimState, Simulator
 
@@ -117,7 +117,8 @@ class GAATrainer:
     agent_learning_rate: step size of the optimiser on ψ (Adam by default). The paper does not state
         it; 0.05 is our choice: on digits at β = 0.7, 1e-2 learned too slowly to matter within 300
         rounds, 0.3 diverged (docs/gaa.md).
-    optimizer: a factory ``params -> torch.optim.Optimizer`` replacing Adam.
+    optimizer: a factory ``params -> torch.optim.Optimizer`` replacing AdamW.
+    weight_decay: AdamW's decoupled weight decay on ψ (0: plain Adam).
     seeds: the N episode seeds (default ``0 … N−1``).
     second_order: keep worker-gradient graphs (only when building the simulator here).
     max_grad_norm: clip ∇_ψ ℓ to this norm before each step (None: no clipping, as in the paper).
@@ -141,6 +142,7 @@ class GAATrainer:
         second_order: bool = False,
         max_grad_norm: float | None = None,
         entropy_bonus: float = 0.01,
+        weight_decay: float = 0.0,
     ) -> None:
         if isinstance(scenario, Simulator):
             sim = scenario
@@ -154,7 +156,11 @@ class GAATrainer:
         if int(episodes) < 1:
             raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
         check_training_options(
-            segment_length=segment_length, gamma=gamma, entropy_bonus=entropy_bonus, max_grad_norm=max_grad_norm
+            segment_length=segment_length,
+            gamma=gamma,
+            entropy_bonus=entropy_bonus,
+            max_grad_norm=max_grad_norm,
+            weight_decay=weight_decay,
         )
         self.episodes, self.segment_length = int(episodes), int(segment_length)
         self.segments = sim.scenario.horizon // self.segment_length if segments is None else int(segments)
@@ -170,9 +176,10 @@ class GAATrainer:
         if len(self.seeds) != self.episodes:
             raise ValueError(f"need one seed per episode: {self.episodes} episodes, {len(self.seeds)} seeds")
         self.agent = agent if agent is not None else GAA("equivariant", n_workers=sim.n_workers)
-        params = list(self.agent.parameters())
         self.optimizer = (
-            optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=agent_learning_rate)
+            optimizer(list(self.agent.parameters()))
+            if optimizer is not None
+            else make_optimizer(self.agent, agent_learning_rate, weight_decay)
         )
         self.optimizer_steps = 0
         self.history: list[SegmentRecord] = []

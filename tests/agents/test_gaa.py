@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -255,6 +256,60 @@ def test_trainer_clips_the_agent_gradient():
     assert len(norms) == 1 and norms[0] <= 1e-3 * (1 + 1e-5)
     with pytest.raises(ValueError, match="max_grad_norm"):
         GAATrainer(TINY, max_grad_norm=0.0)
+
+
+def test_weight_decay_option_uses_decoupled_decay():
+    """``weight_decay`` > 0: AdamW, so a step with a zero gradient still shrinks every weight by
+    lr * weight_decay; the default 0 is plain Adam."""
+    trainer = GAATrainer(TINY, GAA(seed=0), episodes=1, segment_length=2, segments=1, weight_decay=0.5)
+    before = [p.detach().clone() for p in trainer.agent.parameters()]
+    for p in trainer.agent.parameters():
+        p.grad = torch.zeros_like(p)
+    trainer.optimizer.step()
+    for old, new in zip(before, trainer.agent.parameters(), strict=True):
+        torch.testing.assert_close(new.detach(), old * (1 - 0.05 * 0.5))
+    assert GAATrainer(TINY, episodes=1).optimizer.param_groups[0]["weight_decay"] == 0.0
+    policy = make_policy("gaa", weight_decay=0.2, episodes=1)
+    run_episode("ByzGym/Digits-v0", policy, seed=0, env_kwargs={"n_workers": 4, "horizon": 2, "eval_every": 2})
+    assert policy.optimizer.param_groups[0]["weight_decay"] == 0.2
+    with pytest.raises(ValueError, match="weight_decay"):
+        make_policy("gaa", weight_decay=-1.0)
+    with pytest.raises(ValueError, match="weight_decay"):
+        GAATrainer(TINY, weight_decay=float("nan"))
+
+
+def test_layer_norm_keeps_a_drifted_unit_alive():
+    """The collapse seen on Pretense seed 3: hidden pre-activations drift far from 0, every tanh
+    saturates, all workers score alike and the credit is uniform for good. LayerNorm before each
+    tanh (the default) removes such a drift; without it the unit goes dead."""
+    per_worker, global_, previous = _random_inputs(8, 5)
+    for layer_norm, second in ((True, 3), (False, 2)):
+        agent = GAA(layer_norm=layer_norm, seed=1)
+        with torch.no_grad():
+            agent.net[second].bias += 100.0  # the drift
+        credit = agent(per_worker, global_, previous).detach()
+        spread = float(credit.max() - credit.min())
+        assert (spread > 1e-3) if layer_norm else (spread == 0.0), (layer_norm, spread)
+
+
+def test_layer_norm_is_saved_and_old_agents_load_without_it(tmp_path):
+    agent = GAA(seed=3)
+    assert agent.layer_norm and agent.config["layer_norm"] is True
+    per_worker, global_, previous = _random_inputs(5, 1)
+    loaded = GAA.load(agent.save(tmp_path / "ln"))
+    assert loaded.layer_norm and torch.equal(
+        loaded(per_worker, global_, previous), agent(per_worker, global_, previous)
+    )
+    old = GAA(layer_norm=False, seed=3)
+    old.save(tmp_path / "old")
+    config_file = tmp_path / "old" / "gaa_config.json"
+    config = json.loads(config_file.read_text())
+    del config["layer_norm"]  # as written before the option existed
+    config_file.write_text(json.dumps(config))
+    assert GAA.load(tmp_path / "old").layer_norm is False
+    assert not GAA("paper", n_workers=3).layer_norm
+    with pytest.raises(ValueError, match="layer_norm"):
+        GAA("paper", n_workers=3, layer_norm=True)
 
 
 # -- the policy ------------------------------------------------------------------------------------------
