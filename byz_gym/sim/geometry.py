@@ -49,7 +49,8 @@ _FLOAT32_SAFE = 1e36  # squared norms above this could overflow a float32 Gram m
 
 
 def pairwise_sq_distances(grads: Tensor) -> Tensor:
-    """``[n, n]`` float64 squared distances ‖Vᵢ − Vⱼ‖², exactly symmetric, computed once per round.
+    """``[n, n]`` float64 squared distances ‖Vᵢ − Vⱼ‖², exactly symmetric, computed once per round
+    (detached: rules and features read them under ``no_grad``).
 
     Rows with NaN or Inf are at +inf from every other row, the diagonal is 0, and tight clusters
     keep their tiny distances (Krum and Brute-Force hinge on them).
