@@ -44,7 +44,7 @@ def _numpy_blas() -> ThreadpoolController:
     return ThreadpoolController().select(user_api="blas")
 
 
-REFINE_BELOW = 1e-2  # float32 Gram distances below this share of ‖Vᵢ‖² + ‖Vⱼ‖² are recomputed in float64
+REFINE_BELOW = 1e-2  # Gram distances below this share of ‖Vᵢ‖² + ‖Vⱼ‖² are recomputed, centred on their group
 _FLOAT32_SAFE = 1e36  # squared norms above this could overflow a float32 Gram matrix
 
 
@@ -107,9 +107,10 @@ def _refined(grads: Tensor, dist: Tensor, norm_sums: Tensor) -> Tensor:
 def _refine_close_pairs(grads: Tensor, dist: Tensor, close: Tensor) -> None:
     """Recompute, in place, the distances inside each connected group of close rows, centred on
     the group's mean (so the Gram form no longer cancels large norms). Subtracting one common
-    float32 vector from close float32 rows is exact (Sterbenz), so the differences are too; their
-    Gram matrix is taken in the input's precision (float32 is several times faster on CPU) unless
-    a pair is still close to its centred norms (a long chain of close rows): then in float64."""
+    vector from close rows is exact wherever entry and mean lie within a factor 2 (Sterbenz) and
+    nearly so elsewhere; the Gram matrix of the differences is taken in the input's precision
+    (float32 is several times faster on CPU) unless a pair is still close relative to its centred
+    norms (a long chain of close rows): then in float64."""
     near = close.cpu().numpy()
     n = near.shape[0]
     reach = near | np.eye(n, dtype=bool)

@@ -117,7 +117,8 @@ def partition_indices(labels: Tensor, n_workers: int, partition: str, generator:
 
 def shard_data(x: Tensor, y: Tensor, shards: Tensor) -> tuple[Tensor, Tensor]:
     """``(shard_x, shard_y)`` for ``[n, m]`` shard indices; a shared partition stays a view of one copy."""
-    if shards.shape[0] > 1 and shards.stride(0) == 0:  # every worker holds the same rows
-        rows = shards[0]
-        return x[rows].expand(shards.shape[0], *x[rows].shape), y[rows].expand(shards.shape[0], -1)
+    n = shards.shape[0]
+    if n > 1 and shards.stride(0) == 0:  # every worker holds the same rows
+        shared_x, shared_y = x[shards[0]], y[shards[0]]
+        return shared_x.expand(n, *shared_x.shape), shared_y.expand(n, -1)
     return x[shards], y[shards]
