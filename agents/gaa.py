@@ -7,7 +7,8 @@ to that round's submissions: ``θ_{t+1} = θ_t − λ Σᵢ α_{t,i} V_{t,i}``. 
 - ``unit="equivariant"`` (default): one small MLP (two tanh hidden layers, each after a
   LayerNorm) scores each worker from its own feature row (the per-worker features of
   :func:`byz_gym.sim.features.round_features`, its previous credit and the global features
-  broadcast to every row); a softmax across workers turns the scores into credit. The same ψ serves any number of workers and any worker order (permutation-equivariant).
+  broadcast to every row); a softmax across workers turns the scores into credit. The same ψ
+  serves any number of workers and any worker order (permutation-equivariant).
 - ``unit="paper"``: as published, one fully-connected layer (no hidden layer) over the flattened
   concatenation of ``s_t`` and ``α_{t−1}``, softmax output. It needs a fixed ``n``.
   ``state="features"`` (default) uses as ``s_t`` the flattened per-worker features (without their
@@ -376,8 +377,8 @@ class GAAPolicy(Policy):
     ----------
     path: a folder written by ``GAA.save`` / ``byz-gym train --algo gaa``: act frozen.
     online: train ψ during the run (default: only when no ``path`` is given).
-    unit, hidden, standardize, credit_input, max_logit, ignore_features, seed: the new agent's
-        architecture (see ``GAA``).
+    unit, hidden, standardize, credit_input, max_logit, layer_norm, ignore_features, seed: the new
+        agent's architecture (see ``GAA``).
     entropy_bonus: η of the per-round term −η·H(α_t)/log n (0 is the paper's loss).
     segment_length, gamma: Algorithm 1's T and γ. agent_learning_rate: Adam's step size on ψ.
     weight_decay: AdamW's decoupled weight decay on ψ (0: plain Adam).
@@ -406,6 +407,7 @@ class GAAPolicy(Policy):
         max_grad_norm: float | None = None,
         weight_decay: float = 0.0,
         episodes: int = 5,
+        layer_norm: bool | None = None,
         ignore_features: Sequence[str] = (),
         seed: int = 0,
     ) -> None:
@@ -423,7 +425,7 @@ class GAAPolicy(Policy):
             raise ValueError(f"episodes (Algorithm 1's N) must be a positive integer, got {episodes!r}")
         self.unit, self.hidden, self.seed = unit, int(hidden), int(seed)
         self.standardize, self.credit_input, self.max_logit = bool(standardize), credit_input, max_logit
-        self.ignore_features = _feature_names(ignore_features)
+        self.layer_norm, self.ignore_features = layer_norm, _feature_names(ignore_features)
         self.entropy_bonus = float(entropy_bonus)
         self.segment_length, self.gamma = int(segment_length), float(gamma)
         self.agent_learning_rate = float(agent_learning_rate)
@@ -445,6 +447,7 @@ class GAAPolicy(Policy):
                 standardize=self.standardize,
                 credit_input=self.credit_input,
                 max_logit=self.max_logit,
+                layer_norm=self.layer_norm,
                 ignore_features=self.ignore_features,
                 seed=self.seed,
             )

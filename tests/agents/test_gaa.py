@@ -310,6 +310,9 @@ def test_layer_norm_is_saved_and_old_agents_load_without_it(tmp_path):
     assert not GAA("paper", n_workers=3).layer_norm
     with pytest.raises(ValueError, match="layer_norm"):
         GAA("paper", n_workers=3, layer_norm=True)
+    policy = make_policy("gaa", layer_norm=False, episodes=1)  # the published-style unit, online
+    run_episode("ByzGym/Digits-v0", policy, seed=0, env_kwargs={"n_workers": 4, "horizon": 2, "eval_every": 2})
+    assert policy.agent.layer_norm is False
 
 
 # -- the policy ------------------------------------------------------------------------------------------
