@@ -423,9 +423,17 @@ class GAAPolicy(Policy):
         self.online = path is None if online is None else bool(online)
         if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
             raise ValueError(f"episodes (Algorithm 1's N) must be a positive integer, got {episodes!r}")
-        self.unit, self.hidden, self.seed = unit, int(hidden), int(seed)
-        self.standardize, self.credit_input, self.max_logit = bool(standardize), credit_input, max_logit
-        self.layer_norm, self.ignore_features = layer_norm, _feature_names(ignore_features)
+        # the new agent's constructor arguments (n comes from the env at reset); names checked now
+        self.architecture: dict[str, Any] = dict(
+            unit=unit,
+            hidden=int(hidden),
+            standardize=bool(standardize),
+            credit_input=credit_input,
+            max_logit=max_logit,
+            layer_norm=layer_norm,
+            ignore_features=_feature_names(ignore_features),
+            seed=int(seed),
+        )
         self.entropy_bonus = float(entropy_bonus)
         self.segment_length, self.gamma = int(segment_length), float(gamma)
         self.agent_learning_rate = float(agent_learning_rate)
@@ -440,17 +448,7 @@ class GAAPolicy(Policy):
         self._env = env
         n = env.sim.n_workers
         if self.agent is None:
-            self.agent = GAA(
-                self.unit,
-                n_workers=n,
-                hidden=self.hidden,
-                standardize=self.standardize,
-                credit_input=self.credit_input,
-                max_logit=self.max_logit,
-                layer_norm=self.layer_norm,
-                ignore_features=self.ignore_features,
-                seed=self.seed,
-            )
+            self.agent = GAA(n_workers=n, **self.architecture)
         if self.agent.state_mode != "features":
             raise ValueError("GAAPolicy runs agents with state='features' (the env's observation)")
         if self.online and self.optimizer is None:
