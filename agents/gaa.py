@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from byz_gym.io import atomic_write_bytes, write_json
 from byz_gym.policy import Decision, Policy, RoundInput, register_policy
-from byz_gym.sim.features import GLOBAL_FEATURES, WORKER_FEATURES, round_features
+from byz_gym.sim.features import GLOBAL_FEATURES, WORKER_FEATURES, resolve_worker_features, round_features
 from byz_gym.sim.simulator import SimState, Simulator
 
 __all__ = [
@@ -62,7 +62,8 @@ CREDIT_INPUTS = ("linear", "log")
 DEFAULT: Any = object()  # "the unit's own default" for options where None means "off"
 N_WORKER_FEATURES = len(WORKER_FEATURES)  # the last one is the previous credit
 N_GLOBAL_FEATURES = len(GLOBAL_FEATURES)
-_SCORED_FEATURES = [feature.name for feature in WORKER_FEATURES[:-1]]  # the unit's own credit replaces the last
+_ALL_FEATURES = [feature.name for feature in WORKER_FEATURES]
+_SCORED_FEATURES = _ALL_FEATURES[:-1]  # the unit's own credit replaces the last (previous_credit)
 
 
 def _feature_names(names: Sequence[str]) -> tuple[str, ...]:
@@ -73,6 +74,16 @@ def _feature_names(names: Sequence[str]) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown feature(s) {unknown} in ignore_features; choose among {_SCORED_FEATURES}")
     return tuple(dict.fromkeys(names))
+
+
+def _all_columns(per_worker: Tensor, names: Sequence[str]) -> Tensor:
+    """``[n, 7]`` per-worker features from the columns ``names`` (in ``WORKER_FEATURES`` order), zeros
+    where a feature was not computed (the unit ignores it)."""
+    if len(names) == N_WORKER_FEATURES:
+        return per_worker
+    full = per_worker.new_zeros(per_worker.shape[0], N_WORKER_FEATURES)
+    full[:, [_ALL_FEATURES.index(name) for name in names]] = per_worker
+    return full
 
 
 _CONFIG_FILE, _WEIGHTS_FILE = "gaa_config.json", "gaa_weights.pt"
@@ -103,7 +114,10 @@ class GAA(nn.Module):
         gradient revived it (1 of 5 Pretense seeds, docs/gaa.md). Agents saved without the key
         load with ``False``.
     ignore_features: names of per-worker features (``WORKER_FEATURES``, previous credit excepted)
-        the unit sees as 0, for ablations: which observation features does the agent need?
+        the unit sees as 0, for ablations (which observation features does the agent need?) and
+        for speed: :meth:`inputs` does not compute them, and the agent runs on an env whose
+        ``features`` leave them out (``["cos_median", "qv_loss_change", "distance_score"]`` is
+        the env's ``features="compact"``).
     seed: seeds ψ's initialisation without touching the global random state.
 
     Inputs of ``forward`` (``state="features"``): ``per_worker`` ``[n, 7]`` and ``global_`` ``[3]``
@@ -250,21 +264,51 @@ class GAA(nn.Module):
         return agent
 
     # -- inputs and forward --------------------------------------------------------------------------
+    @property
+    def used_features(self) -> tuple[str, ...]:
+        """The per-worker features the unit reads (``WORKER_FEATURES`` order; previous credit aside)."""
+        return tuple(name for name in _SCORED_FEATURES if name not in self.ignore_features)
+
     def inputs(self, sim: Simulator, state: SimState, previous_credit: Tensor) -> tuple[Tensor, Tensor]:
-        """``(per_worker, global_)`` for ``forward`` at round ``state`` (detached inputs)."""
+        """``(per_worker, global_)`` for ``forward`` at round ``state`` (detached inputs); ignored
+        features are not computed."""
         if self.state_mode == "features":
-            return round_features(sim, state, previous_credit.detach())
+            names = resolve_worker_features([*self.used_features, "previous_credit"])
+            per_worker, global_ = round_features(sim, state, previous_credit.detach(), names)
+            return _all_columns(per_worker, names), global_
         with torch.no_grad():
             qv_loss = sim.qv_loss(state).reshape(1)
         return state.submissions.detach(), torch.cat([state.theta.detach(), qv_loss.to(state.theta.dtype)])
 
-    def inputs_from_observation(self, observation: np.ndarray | Tensor, n: int) -> tuple[Tensor, Tensor]:
-        """``(per_worker, global_)`` from the env's flat observation (``state="features"`` only)."""
+    def inputs_from_observation(
+        self, observation: np.ndarray | Tensor, n: int, worker_features: str | Sequence[str] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(per_worker, global_)`` from the env's flat observation (``state="features"`` only);
+        ``worker_features`` names its per-worker columns (the env's ``worker_features``; default:
+        all). ``ValueError`` when it lacks a feature the unit reads."""
         if self.state_mode != "features":
             raise ValueError("the env's observation holds features; state='raw' needs the simulator state")
+        names = self.check_observed(worker_features)
         obs = torch.as_tensor(np.asarray(observation, dtype=np.float32))
-        split = n * N_WORKER_FEATURES
-        return obs[:split].reshape(n, N_WORKER_FEATURES), obs[split:]
+        split = n * len(names)
+        if obs.shape != (split + N_GLOBAL_FEATURES,):
+            raise ValueError(
+                f"an observation of {n} workers with {len(names)} features each must have shape "
+                f"({split + N_GLOBAL_FEATURES},), got {tuple(obs.shape)}"
+            )
+        return _all_columns(obs[:split].reshape(n, len(names)), names), obs[split:]
+
+    def check_observed(self, worker_features: str | Sequence[str] | None) -> tuple[str, ...]:
+        """The resolved names of an env's per-worker features, or ``ValueError`` if the unit reads one
+        they leave out."""
+        names = resolve_worker_features(worker_features)
+        missing = [name for name in self.used_features if name not in names]
+        if missing:
+            raise ValueError(
+                f"this GAA unit reads {missing}, which the env does not observe (its features: {list(names)}); "
+                "make the env with features='full' or build the unit with those in ignore_features"
+            )
+        return names
 
     def forward(self, per_worker: Tensor, global_: Tensor, previous_credit: Tensor) -> Tensor:
         """Credit ``α_t`` ``[n]`` on the simplex from ``s_t`` and ``α_{t−1}`` (``previous_credit``)."""
@@ -451,6 +495,7 @@ class GAAPolicy(Policy):
             self.agent = GAA(n_workers=n, **self.architecture)
         if self.agent.state_mode != "features":
             raise ValueError("GAAPolicy runs agents with state='features' (the env's observation)")
+        self._observed = self.agent.check_observed(getattr(env, "worker_features", None))
         if self.online and self.optimizer is None:
             self.optimizer = make_optimizer(self.agent, self.agent_learning_rate, self.weight_decay)
         if self.online and self.episodes > 1:
@@ -490,7 +535,7 @@ class GAAPolicy(Policy):
         if self.agent is None or self._env is None:
             raise RuntimeError("call reset(env, seed) before act()")
         n = self._alpha.shape[0]
-        per_worker, global_ = self.agent.inputs_from_observation(round_input.observation, n)
+        per_worker, global_ = self.agent.inputs_from_observation(round_input.observation, n, self._observed)
         if not self.online:
             with torch.no_grad():
                 self._alpha = self.agent(per_worker, global_, self._alpha)

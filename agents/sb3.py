@@ -104,16 +104,19 @@ INFO_KEYWORDS = ("test_accuracy", "byzantine_credit")  # logged by Monitor at ea
 # ---------------------------------------------------------------------------------------------------
 # Equivariant networks
 # ---------------------------------------------------------------------------------------------------
-def n_workers_of(observation_space: spaces.Space) -> int:
-    """``n`` from a byz-gym observation space ``Box((7n + 3,))``; ``ValueError`` for any other space."""
+def n_workers_of(observation_space: spaces.Space, worker_features: int = N_WORKER_FEATURES) -> int:
+    """``n`` from a byz-gym observation space ``Box((k·n + 3,))`` with ``k = worker_features`` per-worker
+    columns (7 for the full observation, 4 for ``features="compact"``); ``ValueError`` for any other space."""
+    k = int(worker_features)
     shape = getattr(observation_space, "shape", None)
     if not isinstance(observation_space, spaces.Box) or shape is None or len(shape) != 1:
-        raise ValueError(f"expected a flat Box observation space of shape (7n + 3,), got {observation_space}")
-    n, rest = divmod(shape[0] - N_GLOBAL_FEATURES, N_WORKER_FEATURES)
+        raise ValueError(f"expected a flat Box observation space of shape ({k}n + 3,), got {observation_space}")
+    n, rest = divmod(shape[0] - N_GLOBAL_FEATURES, k)
     if n < 1 or rest:
         raise ValueError(
-            f"observation size {shape[0]} is not {N_WORKER_FEATURES}·n + {N_GLOBAL_FEATURES} "
-            "(n worker rows of 7 features, then 3 globals): not a byz-gym observation"
+            f"observation size {shape[0]} is not {k}·n + {N_GLOBAL_FEATURES} "
+            f"(n worker rows of {k} features, then 3 globals): not a byz-gym observation with "
+            f"{k} per-worker features (pass worker_features=len(env.unwrapped.worker_features))"
         )
     return n
 
@@ -154,10 +157,12 @@ class WorkerSetExtractor(BaseFeaturesExtractor):
 
     Parameters
     ----------
-    observation_space: the env's ``Box((7n + 3,))``; ``n`` is read from its size.
+    observation_space: the env's ``Box((k·n + 3,))``; ``n`` is read from its size.
     hidden: width of ``φ`` (the context has ``2·hidden`` entries).
     worker_dim: size ``k`` of each worker's embedding ``eᵢ``.
     activation_fn: activation of ``φ`` and ``ψ`` (outputs are bounded when it is ``Tanh``).
+    worker_features: per-worker columns ``k`` of the observation (7, or 4 with ``features="compact"``;
+        ``train_sb3`` sets it from the env).
     """
 
     def __init__(
@@ -166,23 +171,26 @@ class WorkerSetExtractor(BaseFeaturesExtractor):
         hidden: int = 64,
         worker_dim: int = 16,
         activation_fn: type[nn.Module] = nn.Tanh,
+        worker_features: int = N_WORKER_FEATURES,
     ) -> None:
-        n = n_workers_of(observation_space)
+        n = n_workers_of(observation_space, worker_features)
         hidden, worker_dim = int(hidden), int(worker_dim)
         if hidden < 1 or worker_dim < 1:
             raise ValueError(f"hidden and worker_dim must be positive integers, got {hidden}, {worker_dim}")
         layout = WorkerSetLayout(n, worker_dim, 2 * hidden)
         super().__init__(observation_space, layout.features_dim)
         self.layout = layout
+        self.worker_features = int(worker_features)
         self.n_workers, self.hidden, self.worker_dim = n, hidden, worker_dim
-        self.phi = _mlp([N_WORKER_FEATURES + N_GLOBAL_FEATURES, hidden, hidden], activation_fn, last_activation=True)
+        self.phi = _mlp([self.worker_features + N_GLOBAL_FEATURES, hidden, hidden], activation_fn, last_activation=True)
         self.psi = _mlp([3 * hidden, worker_dim], activation_fn, last_activation=True)
 
     def forward(self, observations: Tensor) -> Tensor:
         n = self.n_workers
         obs = observations.reshape(observations.shape[0], -1)
-        rows = obs[:, : n * N_WORKER_FEATURES].reshape(-1, n, N_WORKER_FEATURES)
-        globals_ = obs[:, n * N_WORKER_FEATURES :]
+        k = self.worker_features
+        rows = obs[:, : n * k].reshape(-1, n, k)
+        globals_ = obs[:, n * k :]
         h = self.phi(torch.cat([rows, globals_[:, None, :].expand(-1, n, -1)], dim=-1))  # [B, n, hidden]
         context = torch.cat([h.mean(dim=1), h.amax(dim=1)], dim=-1)  # [B, 2·hidden], invariant
         e = self.psi(torch.cat([h, context[:, None, :].expand(-1, n, -1)], dim=-1))  # [B, n, k], equivariant
@@ -580,6 +588,25 @@ def _normalize_kwargs(value: Any) -> dict[str, Any] | None:
     raise ValueError(f"normalize must be a bool, a dict of VecNormalize arguments or such a string, got {value!r}")
 
 
+def _with_worker_features(policy: Any, policy_kwargs: Mapping[str, Any], worker_features: int) -> dict[str, Any]:
+    """``policy_kwargs`` telling a ``WorkerSetExtractor`` how many per-worker columns the env observes,
+    when that is not the full observation's 7 (an explicit ``worker_features`` is kept)."""
+    out = dict(policy_kwargs)
+    extractor = out.get("features_extractor_class")
+    if extractor is None and policy in WORKER_SET_POLICIES.values():
+        extractor = WorkerSetExtractor
+    if (
+        worker_features != N_WORKER_FEATURES
+        and isinstance(extractor, type)
+        and issubclass(extractor, WorkerSetExtractor)
+    ):
+        out["features_extractor_kwargs"] = {
+            "worker_features": worker_features,
+            **out.get("features_extractor_kwargs", {}),
+        }
+    return out
+
+
 def training_spec(algo: str, hp: Mapping[str, Any], action_space: spaces.Box | None = None) -> TrainSpec:
     """Split an RL-Zoo entry into the policy class (``WorkerSetPolicy`` → this algorithm's equivariant
     policy; SB3 names such as ``MlpPolicy`` pass through), parsed ``policy_kwargs``, the algorithm's
@@ -808,9 +835,10 @@ def train_sb3(
     spec_env = _env_spec(env_id)
     hp = load_hyperparams(algo, env_id, hyperparams)
     probe = gym.make(spec_env.id, **env_make_kwargs(env_kwargs))  # validates env_kwargs, gives the spaces
-    action_space = probe.action_space
+    action_space, worker_features = probe.action_space, len(probe.unwrapped.worker_features)
     probe.close()
     spec = training_spec(algo, hp, action_space)
+    policy_kwargs = _with_worker_features(spec.policy, spec.policy_kwargs, worker_features)
     timesteps = spec.n_timesteps if total_timesteps is None else int(total_timesteps)
     if timesteps is None or timesteps < 1:
         raise ValueError(
@@ -846,7 +874,7 @@ def train_sb3(
             spec.policy,
             venv,
             seed=seed,
-            policy_kwargs=spec.policy_kwargs or None,
+            policy_kwargs=policy_kwargs or None,
             tensorboard_log=None if tensorboard is None else str(tensorboard),
             device=default_device if device is None else device,
             verbose=verbose,

@@ -5,12 +5,15 @@ round's submissions (the n workers' gradients, one vmapped call, then the Byzant
 that is ``Simulator.apply``. ``env.step`` adds the observation features of the new round, the
 reward and the info dict. Both are timed round-robin on the same states within one process, so
 machine noise hits them alike; the ratio is the number to compare across machines (goal ≤ 1.2).
+It is measured for each observation feature set (``--features``, default both ``full`` and
+``compact``): the compact set skips the median, the distances and the n one-step QV losses.
 
 The breakdown wraps the env's own calls (``sim.apply``, ``env._observation``, ``sim.test_accuracy``)
 with timers while ``env.step`` runs; what is left is the reward, the divergence checks and the info.
 
     python benchmarks/bench_env.py                        # ByzGym/Digits-v0: n = 50, d = 2,410
     python benchmarks/bench_env.py --rounds 200 --threads 1
+    python benchmarks/bench_env.py --features compact     # one feature set only
     python benchmarks/bench_env.py --quick                # tiny smoke run (what the test uses)
 """
 
@@ -28,6 +31,7 @@ import numpy as np
 import torch
 
 import byz_gym  # noqa: F401  (registers the env ids)
+from byz_gym.sim import FEATURE_SETS
 
 __all__ = ["BREAKDOWN", "bench_env", "measure_steps"]
 
@@ -131,6 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help=f"tiny smoke run: {QUICK}")
+    parser.add_argument(
+        "--features",
+        nargs="+",
+        default=["full", "compact"],
+        choices=sorted(FEATURE_SETS),
+        help="observation feature set(s) to measure (default: full and compact)",
+    )
     args = parser.parse_args(argv)
     env_kwargs: dict[str, Any] = {}
     rounds, warmup, n = args.rounds, args.warmup, args.n
@@ -143,11 +154,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         used = torch.get_num_threads()
-        r = measure_steps(args.env_id, rounds=rounds, warmup=warmup, seed=args.seed, **env_kwargs)
+        for features in args.features:
+            r = measure_steps(
+                args.env_id, rounds=rounds, warmup=warmup, seed=args.seed, features=features, **env_kwargs
+            )
+            _report(args.env_id, features, used, r)
     finally:
         torch.set_num_threads(threads)
+    return 0
+
+
+def _report(env_id: str, features: str, threads: int, r: dict[str, Any]) -> None:
     raw, step = r["raw"], r["step"]
-    print(f"{args.env_id}: n = {r['n']}, d = {r['dim']:,}, {r['rounds']} rounds, torch threads = {used}")
+    print(
+        f"{env_id}, features={features!r}: n = {r['n']}, d = {r['dim']:,}, {r['rounds']} rounds, torch threads = {threads}"
+    )
     print(f"raw simulator round (Simulator.apply: step θ + next round's submissions): {1000 * raw:.2f} ms (median)")
     print(f"env.step: {1000 * step:.2f} ms (median)")
     print(f"ratio env.step / raw round: {r['ratio']:.2f}")
@@ -157,7 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         value = r["breakdown"][name]
         print(f"  {label:<48} {1000 * value:>7.2f} {value / r['raw_mean']:>6.2f}")
     print(f"  {'total (mean env.step)':<48} {1000 * r['step_mean']:>7.2f} {r['step_mean'] / r['raw_mean']:>6.2f}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -20,8 +20,13 @@ The breakdown of what GAA adds to a mean round: ``features`` (``round_features``
 unexplained (mostly keeping the autograd graph through ``sim.apply``). The GAA paper's Table 3 has
 8.14 vs 6.32 s per 100 iterations (1.29x); our target is ``gaa`` <= 1.15x ``mean``.
 
+Each is measured for the agent reading every observation feature (``full``) and for one that
+ignores the three costly ones (``compact``: ``ignore_features`` = the median cosine, the one-step
+QV loss change and the distance score, which are then not computed); ``--features`` picks.
+
     python benchmarks/bench_gaa.py                    # n = 50, d = 25,450, T = 5, 100 rounds
     python benchmarks/bench_gaa.py --rounds 50 --threads 1 --profile
+    python benchmarks/bench_gaa.py --features compact
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import torch
 
 from agents.gaa import GAA
 from agents.gaa_trainer import detach_state, rollout_segment
-from byz_gym.sim.features import round_features
+from byz_gym.sim.features import FEATURE_SETS
 from byz_gym.sim.scenario import AttackSpec, Scenario
 from byz_gym.sim.simulator import SimState, Simulator
 
@@ -47,6 +52,7 @@ __all__ = [
     "bench_gaa",
     "build_scenario",
     "build_simulator",
+    "ignored_features",
     "measure_env_steps",
     "measure_rounds",
 ]
@@ -75,6 +81,12 @@ def build_scenario(
     )
 
 
+def ignored_features(features: str) -> list[str]:
+    """The ``ignore_features`` of a GAA agent that reads only the env's feature set ``features``."""
+    kept = FEATURE_SETS[features]
+    return [name for name in FEATURE_SETS["full"][:-1] if name not in kept]
+
+
 def build_simulator(**sizes: Any) -> Simulator:
     """The benchmark's simulator (``build_scenario`` arguments)."""
     return Simulator(build_scenario(**sizes))
@@ -94,11 +106,12 @@ def measure_rounds(
     gamma: float = 0.9,
     agent_learning_rate: float = 1e-2,
     seed: int = 0,
+    features: str = "full",
 ) -> dict[str, float]:
     """Median seconds per round of each kind of round (``ROUNDS``) and of each part of GAA's extra
     cost (``BREAKDOWN``, plus ``other``). Every kind runs ``ceil(rounds / T)`` timed blocks of T
-    rounds after ``warmup`` untimed ones, block by block in turn. Also returns ``"dim"`` (d) and
-    ``"n"``."""
+    rounds after ``warmup`` untimed ones, block by block in turn. The agents read the feature set
+    ``features`` (see ``ignored_features``). Also returns ``"dim"`` (d) and ``"n"``."""
     if segment_length < 1 or rounds < 1 or warmup < 0:
         raise ValueError(
             f"need segment_length >= 1, rounds >= 1, warmup >= 0; got {segment_length}, {rounds}, {warmup}"
@@ -113,9 +126,10 @@ def measure_rounds(
     )
     T = segment_length
     uniform = torch.full((n,), 1.0 / n)
-    agent = GAA("equivariant", n_workers=n)
+    ignored = ignored_features(features)
+    agent = GAA("equivariant", n_workers=n, ignore_features=ignored)
     optimizer = torch.optim.Adam(agent.parameters(), lr=agent_learning_rate)
-    frozen = GAA("equivariant", n_workers=n)
+    frozen = GAA("equivariant", n_workers=n, ignore_features=ignored)
     times: dict[str, list[float]] = {name: [] for name in (*ROUNDS, *BREAKDOWN)}
 
     def fresh(state: SimState | None) -> SimState:
@@ -161,7 +175,7 @@ def measure_rounds(
         with torch.no_grad():
             for _ in range(T):
                 tick = time.perf_counter()
-                per_worker, global_ = round_features(sim, state, alpha)
+                per_worker, global_ = frozen.inputs(sim, state, alpha)
                 features += time.perf_counter() - tick
                 alpha = frozen(per_worker, global_, alpha)
                 state = sim.apply(state, alpha)
@@ -171,10 +185,10 @@ def measure_rounds(
 
     def probe_block() -> dict[str, float]:
         """The agent's forward and the two QV-loss terms with autograd, on the training trajectory's
-        current round (what ``rollout_segment`` does besides ``round_features`` and ``sim.apply``)."""
+        current round (what ``rollout_segment`` does besides ``GAA.inputs`` and ``sim.apply``)."""
         state = fresh(states["gaa"])
         alpha = alphas["gaa"].detach()
-        per_worker, global_ = round_features(sim, state, alpha)
+        per_worker, global_ = agent.inputs(sim, state, alpha)
         theta = state.theta.detach().requires_grad_(True)
         forward, terms = [], []
         for _ in range(T):
@@ -212,11 +226,11 @@ def bench_gaa(**kwargs: Any) -> dict[str, float]:
     return {name: value / base for name, value in seconds.items() if name not in ("dim", "n")}
 
 
-def measure_env_steps(*, rounds: int = 50, warmup: int = 5, **sizes: Any) -> dict[str, float]:
+def measure_env_steps(*, rounds: int = 50, warmup: int = 5, features: str = "full", **sizes: Any) -> dict[str, float]:
     """Median seconds per env step of plain averaging (``step_credit(1/n)``) and of the online ``gaa``
-    policy (``act`` + ``step_credit``, one episode), on the ``build_scenario(**sizes)`` env,
-    alternating. This is what a user pays per round through the env, where every policy gets the
-    observation features."""
+    policy (``act`` + ``step_credit``, one episode), on the ``build_scenario(**sizes)`` env with
+    observation ``features``, alternating. This is what a user pays per round through the env,
+    where every policy gets the observation features."""
     import numpy as np
 
     from byz_gym.env import ByzantineAggregationEnv
@@ -225,9 +239,9 @@ def measure_env_steps(*, rounds: int = 50, warmup: int = 5, **sizes: Any) -> dic
 
     scenario = build_scenario(**sizes)
     n = scenario.n_workers
-    envs = {name: ByzantineAggregationEnv(scenario) for name in ("mean", "gaa_env")}
+    envs = {name: ByzantineAggregationEnv(scenario, features=features) for name in ("mean", "gaa_env")}
     last = {name: env.reset(seed=0) for name, env in envs.items()}
-    policy = make_policy("gaa", episodes=1)
+    policy = make_policy("gaa", episodes=1, ignore_features=ignored_features(features))
     policy.reset(envs["gaa_env"], 0)
     uniform = np.full(n, 1.0 / n)
     times: dict[str, list[float]] = {name: [] for name in envs}
@@ -277,16 +291,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--segment-length", type=int, default=5, help="T, rounds per GAA segment")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops of GAA training")
+    parser.add_argument(
+        "--features",
+        nargs="+",
+        default=["full", "compact"],
+        choices=sorted(FEATURE_SETS),
+        help="feature set(s) the agent reads (default: full and compact)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = dict(n=args.n, byzantine_fraction=args.byzantine_fraction, input_dim=args.input_dim, hidden=args.hidden)
-    seconds = measure_rounds(**sizes, rounds=args.rounds, warmup=args.warmup, segment_length=args.segment_length)
-    base = seconds["mean"]
+    for features in args.features:
+        _report(args, sizes, features)
+    if args.profile:
+        sim = build_simulator(**sizes)
+        print(profile_gaa(sim, segment_length=args.segment_length))
+    return 0
+
+
+def _report(args: argparse.Namespace, sizes: dict[str, Any], features: str) -> None:
     T = args.segment_length
+    seconds = measure_rounds(**sizes, rounds=args.rounds, warmup=args.warmup, segment_length=T, features=features)
+    base = seconds["mean"]
     print(
-        f"n = {args.n}, d = {int(seconds['dim']):,}, beta = {args.byzantine_fraction} (static Random Fault), "
-        f"T = {T}, {T * math.ceil(args.rounds / T)} rounds, torch threads = {torch.get_num_threads()}"
+        f"features={features!r}: n = {args.n}, d = {int(seconds['dim']):,}, beta = {args.byzantine_fraction} "
+        f"(static Random Fault), T = {T}, {T * math.ceil(args.rounds / T)} rounds, torch threads = {torch.get_num_threads()}"
     )
     print(f"{'round':<16} {'ms/round':>9} {'x mean':>7}")
     labels = {"mean": "mean", "gaa": "gaa (training)", "gaa_frozen": "gaa (frozen)"}
@@ -298,15 +328,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in (*BREAKDOWN, "other"):
         share = f"{seconds[name] / extra:>9.0%}" if extra > 0 else f"{'-':>9}"
         print(f"{name:<16} {1000 * seconds[name]:>9.2f} {seconds[name] / base:>7.2f} {share}")
-    env_seconds = measure_env_steps(**sizes, rounds=args.rounds)
+    env_seconds = measure_env_steps(**sizes, rounds=args.rounds, features=features)
     print("through the env (every policy pays for the observation features):")
     print(f"{'step':<16} {'ms/round':>9} {'x mean':>7}")
     for name, label in (("mean_env", "mean"), ("gaa_env", "gaa (online)")):
         print(f"{label:<16} {1000 * env_seconds[name]:>9.2f} {env_seconds[name] / env_seconds['mean_env']:>7.2f}")
-    if args.profile:
-        sim = build_simulator(**sizes)
-        print(profile_gaa(sim, segment_length=T))
-    return 0
 
 
 if __name__ == "__main__":

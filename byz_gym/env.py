@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from byz_gym.scenarios import get_scenario
 from byz_gym.sim import GLOBAL_FEATURES, WORKER_FEATURES, Scenario, SimState, Simulator
-from byz_gym.sim.features import compute_round_features
+from byz_gym.sim.features import compute_round_features, resolve_worker_features
 from byz_gym.spaces import Simplex
 
 __all__ = ["ByzantineAggregationEnv"]
@@ -74,6 +74,13 @@ class ByzantineAggregationEnv(gym.Env):
     | 7n+1    | log_mean_norm      | -100   | 100   | symlog ‖mean Vᵢ‖                                            |
     | 7n+2    | log_qv_grad_norm   | -100   | 100   | symlog ‖∇f_B(θ_t)‖                                          |
 
+    ``features="compact"`` observes only ``log_norm``, ``cos_mean``, ``cos_qv`` and
+    ``previous_credit`` (``Box((4n + 3,))``, the same numbers as those columns of the full
+    observation) and skips computing the median, the distances and the n one-step QV losses: a
+    step then costs about as much as the simulator round alone (``benchmarks/bench_env.py``). A
+    list of names picks any subset; columns keep the order of the table. ``env.unwrapped.worker_features``
+    names the observed columns.
+
     ## Rewards
 
     ``r_t = f_B(θ_t) − f_B(θ_{t+1})``: the drop of the mean loss on round t's QV batch B (the same
@@ -125,6 +132,7 @@ class ByzantineAggregationEnv(gym.Env):
     | temperature          | float                   | 5.0         | scale of the action in the softmax (inverse temp.)   |
     | divergence_penalty   | float                   | 10.0        | reward when the QV loss becomes non-finite           |
     | render_mode          | str or None             | None        | "ansi" or "rgb_array"                                |
+    | features             | str or list of str      | "full"      | "full", "compact" or per-worker feature names        |
     | ``**overrides``      |                         |             | any ``Scenario`` field: task, n_workers, byzantine_fraction, attack, learning_rate, worker_batch_size, qv_batch_size, eval_every, horizon |
 
     ## Registered Configurations
@@ -147,7 +155,7 @@ class ByzantineAggregationEnv(gym.Env):
 
     ## Version History
 
-    - v0: initial release.
+    - v0: initial release (the ``features`` option came later; its default keeps the v0 observation).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -160,6 +168,7 @@ class ByzantineAggregationEnv(gym.Env):
         temperature: float = 5.0,
         divergence_penalty: float = 10.0,
         render_mode: str | None = None,
+        features: str | list[str] = "full",
         **overrides: Any,
     ) -> None:
         if action_mode not in ACTION_MODES:
@@ -173,12 +182,14 @@ class ByzantineAggregationEnv(gym.Env):
         self.temperature = float(temperature)
         self.divergence_penalty = float(divergence_penalty)
         self.render_mode = render_mode
+        self.worker_features = resolve_worker_features(features)
 
         self.sim = Simulator(self.scenario)
         n = self.n_workers = self.scenario.n_workers
         self.action_space = spaces.Box(-1.0, 1.0, (n,), np.float32) if action_mode == "softmax" else Simplex(n)
-        low = np.array([f.low for f in WORKER_FEATURES], dtype=np.float32)
-        high = np.array([n if f.high is None else f.high for f in WORKER_FEATURES], dtype=np.float32)
+        observed = [f for f in WORKER_FEATURES if f.name in self.worker_features]
+        low = np.array([f.low for f in observed], dtype=np.float32)
+        high = np.array([n if f.high is None else f.high for f in observed], dtype=np.float32)
         global_low = np.array([f.low for f in GLOBAL_FEATURES], dtype=np.float32)
         global_high = np.array([f.high for f in GLOBAL_FEATURES], dtype=np.float32)
         self.observation_space = spaces.Box(
@@ -287,7 +298,9 @@ class ByzantineAggregationEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         """Round t's observation; also caches f_B(θ_t) for the reward of the coming step."""
-        features = compute_round_features(self.sim, self._require_state(), torch.from_numpy(self._credit))
+        features = compute_round_features(
+            self.sim, self._require_state(), torch.from_numpy(self._credit), self.worker_features
+        )
         self._qv_loss = float(features.qv_loss)
         obs = np.concatenate([features.per_worker.numpy().reshape(-1), features.global_.numpy()])
         return np.clip(obs, self.observation_space.low, self.observation_space.high, out=obs)

@@ -41,6 +41,7 @@ def test_main_quick_prints_the_table(bench, capsys: pytest.CaptureFixture[str]) 
     assert bench.main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert f"n = {bench.QUICK['n_workers']}, d = 2,410" in out
+    assert "features='full'" in out and "features='compact'" in out  # both sets by default
     assert "raw simulator round" in out and "env.step" in out and "ratio env.step / raw round" in out
     for label in bench.BREAKDOWN.values():
         assert label in out

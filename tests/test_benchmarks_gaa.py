@@ -54,6 +54,7 @@ def test_main_prints_rounds_and_breakdown(bench, capsys: pytest.CaptureFixture[s
     assert bench.main(argv) == 0
     out = capsys.readouterr().out
     assert "d = 42" in out and "x mean" in out
+    assert "features='full'" in out and "features='compact'" in out  # both by default
     for label in ("gaa (training)", "gaa (frozen)", "features", "agent_forward", "backward", "other", "gaa (online)"):
         assert label in out
 
@@ -61,4 +62,11 @@ def test_main_prints_rounds_and_breakdown(bench, capsys: pytest.CaptureFixture[s
 def test_env_steps_are_timed_for_mean_and_online_gaa(bench) -> None:
     seconds = bench.measure_env_steps(**TINY, rounds=2, warmup=0)
     assert set(seconds) == {"mean_env", "gaa_env"}
+    assert all(math.isfinite(v) and v > 0 for v in seconds.values())
+
+
+def test_the_compact_agent_ignores_what_the_compact_env_leaves_out(bench) -> None:
+    assert bench.ignored_features("full") == []
+    assert bench.ignored_features("compact") == ["cos_median", "qv_loss_change", "distance_score"]
+    seconds = bench.measure_env_steps(**TINY, rounds=1, warmup=0, features="compact")
     assert all(math.isfinite(v) and v > 0 for v in seconds.values())

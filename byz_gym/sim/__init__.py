@@ -4,7 +4,14 @@ Imports no gymnasium; the Gymnasium env (``byz_gym.env``) is a thin wrapper on t
 """
 
 from byz_gym.sim.attacks import SCHEDULES, TAMPERINGS, Schedule, TamperContext, Tampering
-from byz_gym.sim.features import GLOBAL_FEATURES, WORKER_FEATURES, Feature, round_features
+from byz_gym.sim.features import (
+    FEATURE_SETS,
+    GLOBAL_FEATURES,
+    WORKER_FEATURES,
+    Feature,
+    resolve_worker_features,
+    round_features,
+)
 from byz_gym.sim.geometry import finite_rows, pairwise_sq_distances, symlog
 from byz_gym.sim.model import FlatModel
 from byz_gym.sim.scenario import AttackSpec, Component, Scenario
@@ -12,6 +19,7 @@ from byz_gym.sim.simulator import SimState, Simulator, round_generator
 from byz_gym.sim.tasks import TASKS, Task, make_task
 
 __all__ = [
+    "FEATURE_SETS",
     "GLOBAL_FEATURES",
     "SCHEDULES",
     "TAMPERINGS",
@@ -31,6 +39,7 @@ __all__ = [
     "finite_rows",
     "make_task",
     "pairwise_sq_distances",
+    "resolve_worker_features",
     "round_features",
     "round_generator",
     "symlog",

@@ -16,6 +16,7 @@ Rounds with non-finite or enormous rows (norm above ``FAST_NORM_LIMIT``) take a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -26,7 +27,16 @@ from torch import Tensor
 from byz_gym.sim.geometry import finite_rows, gram, pairwise_sq_distances, symlog
 from byz_gym.sim.simulator import SimState, Simulator
 
-__all__ = ["GLOBAL_FEATURES", "WORKER_FEATURES", "Feature", "RoundFeatures", "compute_round_features", "round_features"]
+__all__ = [
+    "FEATURE_SETS",
+    "GLOBAL_FEATURES",
+    "WORKER_FEATURES",
+    "Feature",
+    "RoundFeatures",
+    "compute_round_features",
+    "resolve_worker_features",
+    "round_features",
+]
 
 SYMLOG_BOUND = 100.0  # symlog of any float32 is within ±88.8
 
@@ -56,6 +66,38 @@ GLOBAL_FEATURES: tuple[Feature, ...] = (
 )
 
 
+WORKER_FEATURE_NAMES: tuple[str, ...] = tuple(feature.name for feature in WORKER_FEATURES)
+# Named per-worker feature sets. "compact" leaves out the three that cost most (the coordinate-wise
+# median, the pairwise distances and the n one-step QV losses): on digits an env step then costs
+# about as much as the simulator round alone, and a GAA agent trained on it loses nothing on static
+# attacks and Pretense (docs/gaa.md, feature ablation).
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "full": WORKER_FEATURE_NAMES,
+    "compact": ("log_norm", "cos_mean", "cos_qv", "previous_credit"),
+}
+
+
+def resolve_worker_features(features: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Per-worker feature names, in ``WORKER_FEATURES`` order, from a set name in ``FEATURE_SETS``
+    or a list of names (``None`` means "full"). ``ValueError`` for unknown or no names."""
+    if features is None:
+        return FEATURE_SETS["full"]
+    if isinstance(features, str):
+        if features not in FEATURE_SETS:
+            raise ValueError(
+                f"unknown feature set {features!r}; choose one of {sorted(FEATURE_SETS)} or a list of names "
+                f"from {list(WORKER_FEATURE_NAMES)}"
+            )
+        return FEATURE_SETS[features]
+    names = list(features)
+    unknown = [name for name in names if name not in WORKER_FEATURE_NAMES]
+    if unknown or not names:
+        raise ValueError(
+            f"features must name at least one per-worker feature from {list(WORKER_FEATURE_NAMES)}, got {names}"
+        )
+    return tuple(name for name in WORKER_FEATURE_NAMES if name in names)
+
+
 FAST_NORM_LIMIT = 1e15  # rows with a larger norm (or non-finite) take the float64 path
 # A float32-Gram squared distance below this share of ‖Cᵢ‖² + ‖Cⱼ‖² (centred rows) may be off by more
 # than about 1e-5 relative; if a median of the distance score picks one, the round's distances are
@@ -66,50 +108,68 @@ PRECISE_ABOVE = 0.1
 class RoundFeatures(NamedTuple):
     """``compute_round_features``'s result: the features and the QV loss they were computed from."""
 
-    per_worker: Tensor  # [n, len(WORKER_FEATURES)] float32
+    per_worker: Tensor  # [n, number of selected worker features] float32
     global_: Tensor  # [len(GLOBAL_FEATURES)] float32
     qv_loss: Tensor  # f_B(θ_t), float32 scalar (the env's reward reuses it)
 
 
 class _Geometry(NamedTuple):
-    """The round's geometry as float64 NumPy arrays; references are [mean, median, ∇f_B(θ_t)]."""
+    """The round's geometry as float64 NumPy arrays; references are [mean, median, ∇f_B(θ_t)]
+    (the median row is zero, and its cosines undefined, when it was not asked for)."""
 
     norms: np.ndarray  # [n] ‖Vᵢ‖ (NaN / Inf for non-finite rows)
     dots: np.ndarray  # [n, 3] ⟨Vᵢ, reference⟩
     ref_norms: np.ndarray  # [3] norms of the references (non-finite entries zeroed)
     global_norms: np.ndarray  # [2] ‖mean‖, ‖∇f_B(θ_t)‖ as they are (NaN / Inf kept)
     cos_ok: np.ndarray  # [n, 3] bool: row and reference finite, the cosine is defined
-    sq_dist: np.ndarray  # [n, n] ‖Vᵢ − Vⱼ‖², +inf for non-finite rows, zero diagonal
+    sq_dist: np.ndarray | None  # [n, n] ‖Vᵢ − Vⱼ‖², +inf for non-finite rows, zero diagonal (if asked for)
     imprecise: np.ndarray | None  # [n, n] bool: entries of sq_dist that may be inaccurate
 
 
 @torch.no_grad()
-def round_features(sim: Simulator, state: SimState, previous_credit: Tensor) -> tuple[Tensor, Tensor]:
-    """``([n, len(WORKER_FEATURES)], [len(GLOBAL_FEATURES)])`` float32 features of round t."""
-    features = compute_round_features(sim, state, previous_credit)
-    return features.per_worker, features.global_
+def round_features(
+    sim: Simulator, state: SimState, previous_credit: Tensor, features: str | Sequence[str] | None = None
+) -> tuple[Tensor, Tensor]:
+    """``([n, k], [len(GLOBAL_FEATURES)])`` float32 features of round t; ``features`` selects the k
+    per-worker columns (see ``resolve_worker_features``; default: all of ``WORKER_FEATURES``)."""
+    result = compute_round_features(sim, state, previous_credit, features)
+    return result.per_worker, result.global_
 
 
 @torch.no_grad()
-def compute_round_features(sim: Simulator, state: SimState, previous_credit: Tensor) -> RoundFeatures:
-    """``round_features`` plus f_B(θ_t), so that a caller needing both computes the loss once."""
+def compute_round_features(
+    sim: Simulator, state: SimState, previous_credit: Tensor, features: str | Sequence[str] | None = None
+) -> RoundFeatures:
+    """``round_features`` plus f_B(θ_t), so that a caller needing both computes the loss once.
+    Features that are not selected are not computed: the median only for ``cos_median`` and
+    ``distance_score``, the distances only for ``distance_score``, the n one-step QV losses only
+    for ``qv_loss_change``. Selected columns are the same numbers whatever else is selected."""
+    names = resolve_worker_features(features)
+    wants_distances = "distance_score" in names
+    wants_median = wants_distances or "cos_median" in names
     grads = state.submissions.detach()
     n = grads.shape[0]
-    probe = sim.qv_probe(state, grads)
+    probe = sim.qv_probe(state, grads if "qv_loss_change" in names else grads[:0])
     mean = grads.mean(dim=0)
-    geometry = _geometry_float32(grads, mean, probe.gradient) or _geometry_float64(grads, mean, probe.gradient)
+    geometry = _geometry_float32(grads, mean, probe.gradient, wants_median, wants_distances) or _geometry_float64(
+        grads, mean, probe.gradient, wants_median, wants_distances
+    )
 
     with np.errstate(invalid="ignore", over="ignore"):  # Inf·0 of unusable rows is masked out
         denom = geometry.norms[:, None] * geometry.ref_norms[None, :]
         usable = geometry.cos_ok & (denom > 0)
     cosines = np.clip(np.divide(geometry.dots, denom, out=np.zeros_like(denom), where=usable), -1.0, 1.0)
 
-    score, picked = _distance_score(geometry.sq_dist)
-    if geometry.imprecise is not None and (geometry.imprecise & picked).any():
-        score, _ = _distance_score(pairwise_sq_distances(grads).numpy())
+    score = np.zeros(n)
+    if geometry.sq_dist is not None:
+        score, picked = _distance_score(geometry.sq_dist)
+        if geometry.imprecise is not None and (geometry.imprecise & picked).any():
+            score, _ = _distance_score(pairwise_sq_distances(grads).numpy())
 
     loss = probe.loss.numpy()  # float32 scalar; the loss change stays in float32
-    change = (probe.losses_after.numpy() - loss) / np.maximum(loss, np.float32(1e-12))
+    change = np.zeros(n, dtype=np.float32)
+    if probe.losses_after.shape[0] == n:
+        change = (probe.losses_after.numpy() - loss) / np.maximum(loss, np.float32(1e-12))
     logged = symlog(np.concatenate([geometry.norms, change, score, [loss], geometry.global_norms]))
 
     per_worker = np.empty((n, len(WORKER_FEATURES)), dtype=np.float32)
@@ -118,6 +178,8 @@ def compute_round_features(sim: Simulator, state: SimState, previous_credit: Ten
     per_worker[:, 4] = logged[n : 2 * n]
     per_worker[:, 5] = logged[2 * n : 3 * n]
     per_worker[:, 6] = n * previous_credit.detach().to(torch.float32).cpu().numpy()
+    if len(names) < len(WORKER_FEATURES):
+        per_worker = per_worker[:, [WORKER_FEATURE_NAMES.index(name) for name in names]]
     return RoundFeatures(torch.from_numpy(per_worker), torch.from_numpy(logged[3 * n :].copy()), probe.loss)
 
 
@@ -156,19 +218,26 @@ def _finite_median(grads: Tensor, finite: Tensor | None = None) -> Tensor:
     return torch.from_numpy(np.partition(columns, k, axis=1)[:, k])
 
 
-def _geometry_float32(grads: Tensor, mean: Tensor, qv_grad: Tensor) -> _Geometry | None:
+def _geometry_float32(
+    grads: Tensor, mean: Tensor, qv_grad: Tensor, wants_median: bool = True, wants_distances: bool = True
+) -> _Geometry | None:
     """Two float32 products: rows times the references, and the Gram matrix of the rows centred on
     their median. ``None`` when a row is non-finite or enormous, or a product is not finite."""
     norms = torch.linalg.vector_norm(grads, dim=1).numpy().astype(np.float64)
     if not (np.isfinite(norms).all() and norms.max(initial=0.0) <= FAST_NORM_LIMIT):
         return None
-    median = _finite_median(grads)
+    median = _finite_median(grads) if wants_median else torch.zeros_like(mean)
     references = torch.stack([mean, median, qv_grad])
     dots = gram(grads, references).numpy().astype(np.float64)
     ref_norms = torch.linalg.vector_norm(references, dim=1).numpy().astype(np.float64)
-    centred = grads - median
-    products = gram(centred).numpy().astype(np.float64)
-    if not (np.isfinite(dots).all() and np.isfinite(ref_norms).all() and np.isfinite(products).all()):
+    if not (np.isfinite(dots).all() and np.isfinite(ref_norms).all()):
+        return None
+    cos_ok = np.ones(dots.shape, dtype=bool)
+    cos_ok[:, 1] = wants_median
+    if not wants_distances:
+        return _Geometry(norms, dots, ref_norms, ref_norms[[0, 2]], cos_ok, None, None)
+    products = gram(grads - median).numpy().astype(np.float64)
+    if not np.isfinite(products).all():
         return None
     sq_norms = products.diagonal()
     norm_sums = sq_norms[:, None] + sq_norms[None, :]
@@ -177,21 +246,24 @@ def _geometry_float32(grads: Tensor, mean: Tensor, qv_grad: Tensor) -> _Geometry
     np.fill_diagonal(sq_dist, 0.0)
     imprecise = sq_dist < PRECISE_ABOVE * norm_sums
     np.fill_diagonal(imprecise, False)
-    cos_ok = np.ones(dots.shape, dtype=bool)
     return _Geometry(norms, dots, ref_norms, ref_norms[[0, 2]], cos_ok, sq_dist, imprecise)
 
 
-def _geometry_float64(grads: Tensor, mean: Tensor, qv_grad: Tensor) -> _Geometry:
+def _geometry_float64(
+    grads: Tensor, mean: Tensor, qv_grad: Tensor, wants_median: bool = True, wants_distances: bool = True
+) -> _Geometry:
     """The careful path: float64 throughout, non-finite rows masked, exact pairwise distances."""
     finite = finite_rows(grads)
     norms = grads.to(torch.float64).norm(dim=1).numpy()
-    references = torch.stack([mean, _finite_median(grads, finite), qv_grad]).to(torch.float64)
+    median = _finite_median(grads, finite) if wants_median else torch.zeros_like(mean)
+    references = torch.stack([mean, median, qv_grad]).to(torch.float64)
     ref_finite = torch.isfinite(references).all(dim=1)
+    ref_finite[1] &= wants_median
     global_norms = references[[0, 2]].norm(dim=1).numpy()  # NaN / Inf kept: symlog maps them to 0 / ±88.7
     rows = torch.where(finite[:, None], grads.to(torch.float64), 0.0)
     references = torch.nan_to_num(references, nan=0.0, posinf=0.0, neginf=0.0)
     dots = gram(rows, references).numpy()
     ref_norms = references.norm(dim=1).numpy()
     cos_ok = (finite[:, None] & ref_finite[None, :]).numpy()
-    sq_dist = pairwise_sq_distances(grads).numpy()
+    sq_dist = pairwise_sq_distances(grads).numpy() if wants_distances else None
     return _Geometry(norms, dots, ref_norms, global_norms, cos_ok, sq_dist, None)

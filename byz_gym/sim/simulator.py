@@ -55,23 +55,37 @@ class QVProbe(NamedTuple):
     losses_after: Tensor  # [k] f_B(θ_t − λ u_k) for each candidate update u_k
 
 
-# Elementwise activations the stacked-MLP fast path knows, with their derivative from the output.
+# Elementwise activations the stacked-MLP fast path knows: in place on NumPy arrays, and the
+# derivative from the activation's output.
 _ACTIVATIONS: dict[type[nn.Module], tuple[Any, Any]] = {
-    nn.ReLU: (torch.relu, lambda out: out > 0),
-    nn.Tanh: (torch.tanh, lambda out: 1.0 - out * out),
-    nn.Sigmoid: (torch.sigmoid, lambda out: out * (1.0 - out)),
+    nn.ReLU: (lambda h: np.maximum(h, 0, out=h), lambda out: out > 0),
+    nn.Tanh: (lambda h: np.tanh(h, out=h), lambda out: 1 - out * out),
+    nn.Sigmoid: (lambda h: np.reciprocal(np.exp(np.negative(h, out=h), out=h) + 1, out=h), lambda out: out * (1 - out)),
     nn.Identity: (lambda h: h, None),
 }
 
 
+def _cross_entropy(logits: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    """Per-sample cross-entropy of ``logits`` whose classes lie along ``axis`` (1 or 2 of a 3-d
+    array, 1 of a 2-d one), with the label's logit picked by ``y``: log Σ exp(z) − z_y."""
+    top = logits.max(axis=axis, keepdims=True)
+    log_norm = np.log(np.exp(logits - top).sum(axis=axis)) + top.squeeze(axis)
+    m = y.shape[0]
+    if logits.ndim == 2:
+        return log_norm - logits[np.arange(m), y]
+    return log_norm - logits[:, y, np.arange(m)]
+
+
 class _StackedMLP:
     """A plain MLP (``nn.Linear`` layers and elementwise activations run in registration order, no
-    buffers) evaluated straight from flat θ: many θ at once with one GEMM and batched products, and
-    the loss gradient at one θ by hand-written backpropagation. For small networks this is several
-    times faster than ``vmap`` / ``torch.func.grad`` over ``functional_call``, whose per-op overhead
-    dominates; the QV statistics of every observation use it. ``build`` returns ``None`` (callers
-    fall back to ``vmap``) unless the module is such a chain and the fast path reproduces the
-    module's logits and ``torch.func.grad``'s gradient on a probe batch.
+    buffers) evaluated straight from flat θ in NumPy, without autograd: many θ at once with one
+    matrix product per layer, and the loss gradient at one θ by hand-written backpropagation. For
+    these small networks this is several times faster than ``vmap`` / ``torch.func.grad`` over
+    ``functional_call``, and than torch's batched products and 10-class log-softmax, whose per-call
+    cost dominates on CPU; the QV statistics of every observation and the env's reward use it.
+    ``build`` returns ``None`` (callers fall back to ``vmap``) unless the module is such a chain and
+    the fast path reproduces the module's logits and ``torch.func.grad``'s gradient on a probe batch.
+    Non-finite parameters give NaN or ±Inf losses, never an exception.
     """
 
     def __init__(self, layers: list[tuple[slice, tuple[int, int], slice | None] | type[nn.Module]]) -> None:
@@ -97,91 +111,114 @@ class _StackedMLP:
             else:
                 return None
         mlp = cls(layers)
-        with torch.no_grad():  # the probe: the module's own logits and gradient at two points
+        with torch.no_grad():  # the probe: the module's own logits, losses and gradient at two points
             thetas = torch.stack([model.init(0), model.init(1)])
             expected = torch.stack([model(theta, x) for theta in thetas])
             if expected.shape != (2, x.shape[0], expected.shape[-1]):
                 return None
             same = torch.allclose(mlp.logits(thetas, x), expected, rtol=1e-4, atol=1e-5)
-            for theta in thetas:
-                value, gradient = mlp.loss_and_gradient(theta, x, y)
+            losses = torch.stack([loss(theta, x, y) for theta in thetas])
+            same = same and torch.allclose(mlp.losses(thetas, x, y), losses, rtol=1e-5)
+            for theta, value in zip(thetas, losses, strict=True):
+                loss_value, gradient = mlp.loss_and_gradient(theta, x, y)
                 same = same and torch.allclose(gradient, grad(loss)(theta, x, y), rtol=1e-3, atol=1e-6)
-                same = same and torch.allclose(value, loss(theta, x, y), rtol=1e-5)
+                same = same and torch.allclose(loss_value, value, rtol=1e-5)
         return mlp if same else None
 
     def logits(self, thetas: Tensor, x: Tensor) -> Tensor:
         """``[k, m, classes]``: the network at each row of ``thetas`` ``[k, d]`` on ``x`` ``[m, in]``."""
-        return self._logits(lambda part: thetas[:, part], thetas.shape[0], x)
+        thetas_np = _numpy(thetas)
+        with np.errstate(all="ignore"):
+            logits = self._logits(lambda part: thetas_np[:, part], thetas_np.shape[0], _numpy(x))
+        return torch.from_numpy(np.ascontiguousarray(logits.transpose(0, 2, 1)))
 
     def losses(self, thetas: Tensor, x: Tensor, y: Tensor) -> Tensor:
         """``[k]`` mean cross-entropy on ``(x, y)`` at each row of ``thetas``."""
-        return self._mean_losses(self.logits(thetas, x), y)
+        thetas_np = _numpy(thetas)
+        return self._mean_losses(lambda part: thetas_np[:, part], thetas_np.shape[0], x, y)
 
     def stepped_losses(self, theta: Tensor, updates: Tensor, step: float, x: Tensor, y: Tensor) -> Tensor:
         """``losses`` at θ − step·u_k for each row of ``updates``, built layer by layer (the same
-        numbers, without materialising the ``[k, d]`` stack and re-copying its weight blocks)."""
-        return self._mean_losses(
-            self._logits(lambda part: torch.add(theta[part], updates[:, part], alpha=-step), updates.shape[0], x), y
-        )
+        numbers, without materialising the ``[k, d]`` stack)."""
+        theta_np, updates_np = _numpy(theta), _numpy(updates)
+        return self._mean_losses(lambda part: theta_np[part] - step * updates_np[:, part], updates_np.shape[0], x, y)
 
-    def _logits(self, parameters: Any, k: int, x: Tensor) -> Tensor:
+    def _mean_losses(self, parameters: Any, k: int, x: Tensor, y: Tensor) -> Tensor:
+        if k == 0:
+            return torch.zeros(0)
+        with np.errstate(all="ignore"):  # attackers' Inf and enormous rows overflow; the loss says so
+            losses = _cross_entropy(self._logits(parameters, k, _numpy(x)), _numpy(y), axis=1).mean(axis=1)
+        return torch.from_numpy(losses.astype(np.float32, copy=False))
+
+    def _logits(self, parameters: Any, k: int, x: np.ndarray) -> np.ndarray:
+        """``[k, classes, m]`` logits (one column per sample, so each layer is one stacked product);
+        ``parameters(part)`` gives the ``[k, size]`` values of a slice of θ."""
         m, h = x.shape[0], None
         for layer in self.layers:
             if not isinstance(layer, tuple):
-                h = _ACTIVATIONS[layer][0](x.expand(k, -1, -1) if h is None else h)
+                h = _ACTIVATIONS[layer][0](np.repeat(x.T[None], k, axis=0) if h is None else h)
                 continue
             w, (out, inp), b = layer
-            if h is None:  # the shared input: one GEMM against all k weight matrices
-                h = (x @ parameters(w).reshape(k * out, inp).T).view(m, k, out).transpose(0, 1)
-                h = h if b is None else h + parameters(b)[:, None, :]
-            elif b is None:
-                h = torch.bmm(h, parameters(w).view(k, out, inp).transpose(1, 2))
+            weights = parameters(w)
+            if h is None:  # the shared input: one product against all k weight matrices
+                h = (weights.reshape(k * out, inp) @ x.T).reshape(k, out, m)
             else:
-                h = torch.baddbmm(parameters(b)[:, None, :], h, parameters(w).view(k, out, inp).transpose(1, 2))
-        return x.expand(k, -1, -1) if h is None else h
-
-    @staticmethod
-    def _mean_losses(logits: Tensor, y: Tensor) -> Tensor:
-        k, m = logits.shape[:2]
-        return F.cross_entropy(logits.reshape(k * m, -1), y.repeat(k), reduction="none").view(k, m).mean(dim=1)
+                h = weights.reshape(k, out, inp) @ h
+            if b is not None:
+                h += parameters(b)[:, :, None]
+        return np.repeat(x.T[None], k, axis=0) if h is None else h
 
     def loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
         """Mean cross-entropy at one θ (plain matrix products, no batching)."""
-        return F.cross_entropy(self._forward(theta, x)[0], y)
+        with np.errstate(all="ignore"):
+            logits, _ = self._forward(_numpy(theta), _numpy(x))
+            return torch.tensor(_cross_entropy(logits, _numpy(y), axis=1).mean())
 
-    def _forward(self, theta: Tensor, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """Logits at one θ and each layer's input (for the backward pass)."""
-        inputs, h = [], x
+    def _forward(self, theta: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Logits ``[m, classes]`` at one θ and each layer's output (for the backward pass)."""
+        outputs, h = [], x
         for layer in self.layers:
-            inputs.append(h)
             if isinstance(layer, tuple):
                 w, shape, b = layer
-                weight = theta[w].view(shape)
-                h = h @ weight.T if b is None else torch.addmm(theta[b], h, weight.T)
+                h = h @ theta[w].reshape(shape).T
+                if b is not None:
+                    h += theta[b]
             else:
-                h = _ACTIVATIONS[layer][0](h)
-        return h, inputs
+                h = _ACTIVATIONS[layer][0](h.copy() if h is x else h)
+            outputs.append(h)
+        return h, outputs
 
     def loss_and_gradient(self, theta: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Mean cross-entropy at one θ and its gradient (backpropagation written out)."""
-        h, inputs = self._forward(theta, x)
-        loss = F.cross_entropy(h, y)
-        upstream = torch.softmax(h, dim=1)
-        upstream[torch.arange(y.shape[0]), y] -= 1.0
-        upstream /= y.shape[0]
-        gradient = torch.zeros_like(theta)
-        for layer, h_in in zip(reversed(self.layers), reversed(inputs), strict=True):
-            if isinstance(layer, tuple):
-                w, shape, b = layer
-                gradient[w] = (upstream.T @ h_in).reshape(-1)
-                if b is not None:
-                    gradient[b] = upstream.sum(dim=0)
-                upstream = upstream @ theta[w].view(shape)
-            else:
-                derivative = _ACTIVATIONS[layer][1]
-                if derivative is not None:
-                    upstream = upstream * derivative(_ACTIVATIONS[layer][0](h_in))
-        return loss, gradient
+        theta_np, x_np, y_np = _numpy(theta), _numpy(x), _numpy(y)
+        m = y_np.shape[0]
+        with np.errstate(all="ignore"):
+            logits, outputs = self._forward(theta_np, x_np)
+            loss = _cross_entropy(logits, y_np, axis=1).mean()
+            upstream = np.exp(logits - logits.max(axis=1, keepdims=True))
+            upstream /= upstream.sum(axis=1, keepdims=True)
+            upstream[np.arange(m), y_np] -= 1
+            upstream /= m
+            gradient = np.zeros_like(theta_np)
+            inputs = [x_np, *outputs[:-1]]
+            for index in range(len(self.layers) - 1, -1, -1):
+                layer = self.layers[index]
+                if isinstance(layer, tuple):
+                    w, shape, b = layer
+                    gradient[w] = (upstream.T @ inputs[index]).reshape(-1)
+                    if b is not None:
+                        gradient[b] = upstream.sum(axis=0)
+                    if index:
+                        upstream = upstream @ theta_np[w].reshape(shape)
+                else:
+                    derivative = _ACTIVATIONS[layer][1]
+                    if derivative is not None:
+                        upstream = upstream * derivative(outputs[index])
+        return torch.tensor(loss), torch.from_numpy(gradient)
+
+
+def _numpy(t: Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
 
 
 class Simulator:

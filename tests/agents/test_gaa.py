@@ -396,3 +396,39 @@ def test_the_shipped_majority_agent_loads_frozen_and_silences_attackers():
     env_kwargs = {"n_workers": 8, "horizon": 12, "eval_every": 5}  # trained at n = 50: equivariant
     result = run_episode("ByzGym/Digits-Majority-v0", policy, seed=0, env_kwargs=env_kwargs)
     assert result.byzantine_credit_mass < 1e-3  # uniform would give 0.75
+
+
+EXPENSIVE = ["cos_median", "qv_loss_change", "distance_score"]  # what features="compact" leaves out
+
+
+def test_ignored_features_are_not_computed_and_the_rest_are_unchanged():
+    sim = Simulator(TINY)
+    state = sim.apply(sim.reset(1), torch.full((4,), 0.25))
+    previous = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    full_rows, full_global = GAA(seed=0).inputs(sim, state, previous)
+    rows, global_ = GAA(ignore_features=EXPENSIVE, seed=0).inputs(sim, state, previous)
+    kept = [0, 1, 3, 6]
+    assert torch.equal(rows[:, kept], full_rows[:, kept]) and torch.equal(global_, full_global)
+    assert torch.count_nonzero(rows[:, [2, 4, 5]]) == 0
+
+
+def test_a_gaa_that_ignores_the_expensive_features_acts_alike_on_the_full_and_compact_envs(tmp_path):
+    GAA(ignore_features=EXPENSIVE, seed=3).save(tmp_path / "cheap")
+    results = [
+        run_episode(
+            "ByzGym/Digits-Majority-v0",
+            make_policy("gaa", path=str(tmp_path / "cheap")),
+            seed=2,
+            rounds=4,
+            env_kwargs={"n_workers": 6, "eval_every": 4, "features": features},
+            record_credits=True,
+        )
+        for features in ("full", "compact")
+    ]
+    assert results[0].credits == results[1].credits and len(results[0].credits) == 4
+    with pytest.raises(
+        ValueError, match=r"reads \['cos_median', 'qv_loss_change', 'distance_score'\].*features='full'"
+    ):
+        run_episode(
+            "ByzGym/Digits-v0", make_policy("gaa"), rounds=1, env_kwargs={"n_workers": 6, "features": "compact"}
+        )

@@ -77,3 +77,14 @@ def test_loss_greedy_holds_against_a_random_fault_majority():
     assert result.byzantine_credit_mass < 0.05
     assert result.final_test_accuracy >= uniform.final_test_accuracy + 0.3
     assert torch.isfinite(torch.tensor(result.final_qv_loss))
+
+
+def test_loss_greedy_reads_its_column_from_a_subset_observation_and_refuses_one_without_it():
+    full_env, full_input = _started(LossGreedy())
+    env, round_input = _started(LossGreedy(), features=["cos_qv", "qv_loss_change"])
+    np.testing.assert_array_equal(
+        relative_loss_changes(round_input.observation, env.n_workers, env.worker_features),
+        relative_loss_changes(full_input.observation, full_env.n_workers),
+    )
+    with pytest.raises(ValueError, match=r"reads the qv_loss_change feature.*features='full'"):
+        _started(LossGreedy(), features="compact")

@@ -285,3 +285,19 @@ def test_ppo_with_the_shipped_hyperparameters_learns_to_silence_a_byzantine_majo
     assert uniform.byzantine_credit_mass == pytest.approx(0.7)
     assert ppo.byzantine_credit_mass < 0.2
     assert ppo.final_test_accuracy > uniform.final_test_accuracy + 0.3
+
+
+def test_worker_set_policies_train_on_a_compact_observation(tmp_path):
+    env_kwargs = {**SMALL, "features": "compact"}
+    model, run_dir = train_sb3(
+        "ppo", ENV, 48, seed=0, n_envs=1, hyperparams=TINY_HYPERPARAMS["ppo"], env_kwargs=env_kwargs, out_dir=tmp_path
+    )
+    extractor = model.policy.features_extractor
+    assert extractor.worker_features == 4 and extractor.n_workers == N
+    loaded, _, _ = load_sb3(run_dir)
+    obs = np.random.default_rng(0).uniform(-1, 1, (2, 4 * N + 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    result = run_episode(ENV, make_policy(f"sb3:{run_dir}"), seed=0, rounds=2, env_kwargs=env_kwargs)
+    assert result.rounds == 2
+    with pytest.raises(ValueError, match=r"not 4·n \+ 3.*worker_features"):
+        WorkerSetExtractor(gym.spaces.Box(-1, 1, (7 * 9 + 3,), np.float32), worker_features=4)

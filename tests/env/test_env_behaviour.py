@@ -140,6 +140,8 @@ def test_step_before_reset_is_a_clear_error():
         ({"render_mode": "human"}, "render_mode must be one of"),
         ({"n_worker": 5}, r"unknown key\(s\) \['n_worker'\]"),
         ({"scenario": "Nope"}, "unknown scenario 'Nope'; presets: Digits-Clean, Digits"),
+        ({"features": "tiny"}, "unknown feature set 'tiny'"),
+        ({"features": ["log_norm", "cos_mode"]}, "at least one per-worker feature"),
     ],
 )
 def test_bad_constructor_arguments_raise(kwargs, message):
@@ -221,3 +223,32 @@ def test_sim_state_is_the_current_round(env):
     assert state.round_index == info["round"] == 1
     assert np.array_equal(state.byzantine_mask.numpy(), info["byzantine_mask"])
     assert torch.equal(state.submissions, env.submissions)
+
+
+@pytest.mark.parametrize("env_id", ["ByzGym/Digits-v0", "ByzGym/Digits-Majority-v0"])
+def test_compact_observation_is_the_full_observations_columns_step_for_step(env_id):
+    full = make_small(env_id).unwrapped
+    compact = make_small(env_id, features="compact").unwrapped
+    k = len(compact.worker_features)
+    assert compact.worker_features == ("log_norm", "cos_mean", "cos_qv", "previous_credit")
+    assert compact.observation_space.shape == (k * N + 3,)
+    columns = [0, 1, 3, 6]  # of the full observation's 7 per-worker features
+    keep = np.concatenate([(np.arange(N)[:, None] * 7 + np.array(columns)).ravel(), 7 * N + np.arange(3)])
+    np.testing.assert_array_equal(compact.observation_space.low, full.observation_space.low[keep])
+    np.testing.assert_array_equal(compact.observation_space.high, full.observation_space.high[keep])
+    obs_full, _ = full.reset(seed=3)
+    obs_compact, _ = compact.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        np.testing.assert_array_equal(obs_compact, obs_full[keep])
+        assert compact.observation_space.contains(obs_compact)
+        action = rng.uniform(-1, 1, N).astype(np.float32)
+        obs_full, reward_full, *_ = full.step(action)
+        obs_compact, reward_compact, *_ = compact.step(action)
+        assert reward_compact == reward_full
+
+
+def test_compact_env_passes_the_gymnasium_checker():
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(make_small("ByzGym/Digits-v0", features=["cos_qv", "distance_score"]).unwrapped)

@@ -2,9 +2,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+from torch.func import grad
 
 from byz_gym.scenarios import SCENARIOS
-from byz_gym.sim import GLOBAL_FEATURES, WORKER_FEATURES, SimState, Simulator, round_features
+from byz_gym.sim import (
+    FEATURE_SETS,
+    GLOBAL_FEATURES,
+    WORKER_FEATURES,
+    FlatModel,
+    SimState,
+    Simulator,
+    resolve_worker_features,
+    round_features,
+)
+from byz_gym.sim.simulator import _StackedMLP
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +146,72 @@ def test_features_are_the_same_without_the_stacked_mlp_fast_path():
     probe_fast, probe_generic = fast.qv_probe(state, state.submissions), generic.qv_probe(state, state.submissions)
     for a, b in zip(probe_fast, probe_generic, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Identity])
+def test_the_numpy_mlp_fast_path_reproduces_the_module_for_every_known_activation(activation):
+    """``build`` checks itself against the module and returns None on a mismatch, which would
+    silently cost speed; so assert it accepts each activation, and compare its numbers here."""
+    model = FlatModel(lambda: nn.Sequential(nn.Linear(5, 7), activation(), nn.Linear(7, 3, bias=False)))
+    loss = _cross_entropy_of(model)
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(9, 5, generator=generator), torch.randint(0, 3, (9,), generator=generator)
+    mlp = _StackedMLP.build(model, loss, x, y)
+    assert mlp is not None
+    theta = model.init(3)
+    updates = torch.randn(4, model.dim, generator=generator)
+    expected = torch.stack([loss(theta - 0.1 * u, x, y) for u in updates])
+    torch.testing.assert_close(mlp.stepped_losses(theta, updates, 0.1, x, y), expected, rtol=1e-5, atol=1e-6)
+    value, gradient = mlp.loss_and_gradient(theta, x, y)
+    torch.testing.assert_close(value, loss(theta, x, y), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gradient, grad(loss)(theta, x, y), rtol=1e-4, atol=1e-6)
+    assert mlp.stepped_losses(theta, updates[:0], 0.1, x, y).shape == (0,)
+
+
+def _cross_entropy_of(model: FlatModel):
+    return lambda theta, x, y: torch.nn.functional.cross_entropy(model(theta, x), y)
+
+
+@pytest.mark.parametrize("poison", [float("nan"), float("inf"), 1e30])
+def test_one_step_losses_of_hostile_rows_agree_with_the_vmap_path(sim, poison):
+    state = sim.reset(4)
+    updates = state.submissions.clone()
+    updates[:2] = poison
+    fast = sim.qv_losses_after(state, updates)
+    generic = sim.qv_losses_at(state, sim._stepped(state.theta, updates).requires_grad_(True)).detach()
+    assert torch.equal(torch.isfinite(fast), torch.isfinite(generic))
+    assert not torch.isfinite(fast[:2]).any() or poison == 1e30
+    torch.testing.assert_close(fast[2:], generic[2:], rtol=1e-5, atol=1e-6)
+
+
+def test_feature_sets_resolve_to_names_in_table_order():
+    full = tuple(f.name for f in WORKER_FEATURES)
+    assert resolve_worker_features(None) == full == FEATURE_SETS["full"]
+    assert resolve_worker_features("compact") == ("log_norm", "cos_mean", "cos_qv", "previous_credit")
+    assert resolve_worker_features(["previous_credit", "log_norm"]) == ("log_norm", "previous_credit")
+    with pytest.raises(ValueError, match="unknown feature set 'small'.*compact"):
+        resolve_worker_features("small")
+    with pytest.raises(ValueError, match="at least one per-worker feature.*'cos_mode'"):
+        resolve_worker_features(["cos_mode"])
+    with pytest.raises(ValueError, match="at least one"):
+        resolve_worker_features([])
+
+
+@pytest.mark.parametrize("poison", [None, float("nan"), 1e30])
+@pytest.mark.parametrize("subset", ["compact", ["distance_score"], ["cos_median", "qv_loss_change"]])
+def test_a_feature_subset_is_the_same_numbers_as_those_columns_of_the_full_set(sim, subset, poison):
+    """Features that are not asked for are skipped, and skipping them changes nothing else
+    (including on the float64 path that hostile rows take)."""
+    state = sim.apply(sim.reset(5), torch.full((10,), 0.1))
+    if poison is not None:
+        submissions = state.submissions.clone()
+        submissions[1] = poison
+        state = _with_submissions(state, submissions)
+    credit = torch.linspace(0.01, 0.19, 10)
+    full_rows, full_global = round_features(sim, state, credit)
+    rows, global_ = round_features(sim, state, credit, subset)
+    names = resolve_worker_features(subset)
+    columns = [[f.name for f in WORKER_FEATURES].index(name) for name in names]
+    assert rows.shape == (10, len(names))
+    torch.testing.assert_close(rows, full_rows[:, columns], rtol=0, atol=0)
+    torch.testing.assert_close(global_, full_global, rtol=0, atol=0)
