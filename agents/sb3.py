@@ -504,7 +504,7 @@ def _bare_env_id(env_id: str) -> str:
 
 def hyperparams_file(algo: str) -> Path:
     """The packaged ``agents/hyperparams/<algo>.yml``."""
-    return Path(str(resources.files("agents") / "hyperparams" / f"{_check_algo(algo)}.yml"))
+    return Path(str(resources.files(__package__) / "hyperparams" / f"{_check_algo(algo)}.yml"))
 
 
 def _read_mapping(path: str | Path) -> dict[str, Any]:

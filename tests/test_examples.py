@@ -112,3 +112,11 @@ def test_compare_policies_trains_ppo_when_asked(compared: tuple[Path, str], tmp_
     assert (config["total_timesteps"], config["n_envs"]) == (32, 1)
     assert 0.0 <= table_value(printed, "ppo") <= 1.0
     assert (tmp_path / "accuracy.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_no_folder_beside_the_examples_shadows_a_package_when_they_run_as_scripts() -> None:
+    """``python examples/x.py`` puts examples/ first on sys.path, where a folder named like one of
+    our packages (e.g. examples/agents) became a namespace package that hid the real one from
+    ``importlib.resources`` under an editable install."""
+    packages = {"agents", "baselines", "byz_gym", "benchmarks", "tests"}
+    assert not packages & {path.name for path in EXAMPLES.iterdir() if path.is_dir()}

@@ -12,6 +12,9 @@ its centred rows are as small as it is tight). When a median of the distance sco
 pair that is tight relative to its centred norms (``PRECISE_ABOVE``), for instance inside a tight
 honest minority, the round's distances are recomputed exactly with ``pairwise_sq_distances``.
 Rounds with non-finite or enormous rows (norm above ``FAST_NORM_LIMIT``) take a float64 path.
+A caller may ask for a subset of the per-worker features (``FEATURE_SETS``, e.g. "compact"); the
+median, the distances and the n one-step losses are then computed only if a requested feature
+needs them.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -38,7 +40,7 @@ def gram(rows: Tensor, others: Tensor | None = None) -> Tensor:
         # streams the rows once (about 2x faster than BLAS's GEMM packing for 50 x 25,450 by 3)
         return (others.detach() @ rows.detach().T).T
     a, b = rows.detach().numpy(), others.detach().numpy()
-    with _numpy_blas().limit(limits=1), np.errstate(over="ignore", invalid="ignore"):  # callers check Inf/NaN
+    with _one_blas_thread(), np.errstate(over="ignore", invalid="ignore"):  # callers check Inf/NaN
         return torch.from_numpy(a @ b.T)
 
 
@@ -47,8 +49,26 @@ _FEW_REFERENCES = 4
 
 @lru_cache(maxsize=1)
 def _numpy_blas() -> ThreadpoolController:
-    """NumPy's BLAS thread pool (found once; limiting it then costs about 10 µs per call)."""
+    """NumPy's BLAS thread pool, found once."""
     return ThreadpoolController().select(user_api="blas")
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """NumPy's BLAS on one thread within the block, then as it was. Calls the libraries' own
+    get/set directly: threadpoolctl's ``limit`` context re-reads every library's state and cost
+    50-130 µs per call between big products (a few µs this way)."""
+    libraries = _numpy_blas().lib_controllers
+    previous = [library.get_num_threads() for library in libraries]
+    for library, threads in zip(libraries, previous, strict=True):
+        if threads != 1:
+            library.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for library, threads in zip(libraries, previous, strict=True):
+            if threads != 1:
+                library.set_num_threads(threads)
 
 
 REFINE_BELOW = 1e-2  # Gram distances below this share of ‖Vᵢ‖² + ‖Vⱼ‖² are recomputed, centred on their group

@@ -390,7 +390,7 @@ def test_first_n_minus_one_episodes_train_before_the_evaluated_run_on_other_seed
 def test_the_shipped_majority_agent_loads_frozen_and_silences_attackers():
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "examples" / "agents" / "gaa-digits-majority"
+    path = Path(__file__).resolve().parents[2] / "examples" / "pretrained" / "gaa-digits-majority"
     policy = make_policy(f"gaa:{path}")
     assert not policy.online and policy.agent.config["unit"] == "equivariant"
     env_kwargs = {"n_workers": 8, "horizon": 12, "eval_every": 5}  # trained at n = 50: equivariant

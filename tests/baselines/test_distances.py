@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import baselines
-from byz_gym.sim.geometry import finite_rows, pairwise_sq_distances
+from byz_gym.sim.geometry import _numpy_blas, _one_blas_thread, finite_rows, gram, pairwise_sq_distances
 
 
 def exact(grads: torch.Tensor) -> torch.Tensor:
@@ -85,3 +85,15 @@ def test_every_rule_accepts_one_shared_matrix() -> None:
         assert torch.equal(rule.aggregate(grads, distances=shared).update, rule.aggregate(grads).update) or not (
             baselines.GARS.get(name).uses_distances
         )
+
+
+def test_gram_runs_numpy_blas_on_one_thread_and_restores_it():
+    libraries = _numpy_blas().lib_controllers
+    before = [library.get_num_threads() for library in libraries]
+    with _one_blas_thread():
+        assert all(library.get_num_threads() == 1 for library in libraries)
+    assert [library.get_num_threads() for library in libraries] == before
+    rows = torch.randn(6, 40, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(gram(rows), rows @ rows.T, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gram(rows, rows[:2]), rows @ rows[:2].T, rtol=1e-5, atol=1e-5)  # the thin path
+    assert [library.get_num_threads() for library in libraries] == before
