@@ -26,6 +26,7 @@ from baselines._common import (
     register_gar,
     weighted_sum,
 )
+from byz_gym.sim.geometry import one_blas_thread
 
 __all__ = ["GeometricMedian"]
 
@@ -229,14 +230,15 @@ def weiszfeld_direct(grads: Tensor, *, nu: float, tol: float, max_iter: int) -> 
     x = x.cpu().numpy()
     start = coordinate_median(grads).to(torch.float64)
     start = torch.where(torch.isfinite(start), start, torch.zeros_like(start)).cpu().numpy()
-    z, iterations = _smoothed_weiszfeld(
-        start,
-        finite=finite,
-        distances_to=lambda point: np.linalg.norm(x - point, axis=1),
-        combine=lambda w: w @ x,
-        separation=lambda p, q: float(np.linalg.norm(p - q)),
-        nu=nu,
-        tol=tol,
-        max_iter=max_iter,
-    )
+    with one_blas_thread():  # its [n] x [n, d] products must not fight torch's threads for the cores
+        z, iterations = _smoothed_weiszfeld(
+            start,
+            finite=finite,
+            distances_to=lambda point: np.linalg.norm(x - point, axis=1),
+            combine=lambda w: w @ x,
+            separation=lambda p, q: float(np.linalg.norm(p - q)),
+            nu=nu,
+            tol=tol,
+            max_iter=max_iter,
+        )
     return torch.from_numpy(z).to(grads.device), iterations

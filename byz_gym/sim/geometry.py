@@ -11,7 +11,7 @@ import torch
 from threadpoolctl import ThreadpoolController
 from torch import Tensor
 
-__all__ = ["finite_rows", "gram", "pairwise_sq_distances", "symlog"]
+__all__ = ["finite_rows", "gram", "one_blas_thread", "pairwise_sq_distances", "symlog"]
 
 
 def finite_rows(grads: Tensor) -> Tensor:
@@ -27,20 +27,23 @@ def finite_rows(grads: Tensor) -> Tensor:
 
 
 def gram(rows: Tensor, others: Tensor | None = None) -> Tensor:
-    """``rows @ others.T`` (``others`` defaults to ``rows``) in the input's precision. On CPU a
-    Gram matrix (or many ``others``) runs in NumPy's BLAS on one thread: for these short, wide
-    matrices (50 x 25,450) that is about 1.6x faster than torch's single-threaded product, and one
-    thread keeps it from fighting torch's own threads for the cores (with both pools at 2 threads
-    on 2 cores a round ran several times slower). Detached; the result is on the input's device."""
+    """``rows @ others.T`` (``others`` defaults to ``rows``) in the input's precision. With one
+    torch thread on CPU, a Gram matrix (or many ``others``) runs in NumPy's BLAS on one thread: for
+    these short, wide matrices (50 x 25,450) that is faster than torch's single-threaded product,
+    and one thread keeps it from fighting torch's threads for the cores (with both pools at 2
+    threads on 2 cores a round ran several times slower). With more torch threads, torch's own
+    parallel product is used. Detached; the result is on the input's device."""
     others = rows if others is None else others
-    if rows.device.type != "cpu":
+    if rows.device.type != "cpu" or torch.get_num_threads() > 1:
+        # torch's product runs in torch's own thread pool: with 2 threads on 2 cores it took 1.1 ms
+        # for 50 x 25,450, against 1.8 ms for single-threaded BLAS
         return rows.detach() @ others.detach().T
     if others is not rows and others.shape[0] <= _FEW_REFERENCES:
         # a few reference vectors against the rows: torch's product with the references on the left
         # streams the rows once (about 2x faster than BLAS's GEMM packing for 50 x 25,450 by 3)
         return (others.detach() @ rows.detach().T).T
     a, b = rows.detach().numpy(), others.detach().numpy()
-    with _one_blas_thread(), np.errstate(over="ignore", invalid="ignore"):  # callers check Inf/NaN
+    with one_blas_thread(), np.errstate(over="ignore", invalid="ignore"):  # callers check Inf/NaN
         return torch.from_numpy(a @ b.T)
 
 
@@ -54,7 +57,7 @@ def _numpy_blas() -> ThreadpoolController:
 
 
 @contextmanager
-def _one_blas_thread() -> Iterator[None]:
+def one_blas_thread() -> Iterator[None]:
     """NumPy's BLAS on one thread within the block, then as it was. Calls the libraries' own
     get/set directly: threadpoolctl's ``limit`` context re-reads every library's state and cost
     50-130 µs per call between big products (a few µs this way)."""

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.func import grad, vmap
 
 from byz_gym.sim.attacks import SCHEDULES, TAMPERINGS, TamperContext
+from byz_gym.sim.geometry import one_blas_thread
 from byz_gym.sim.model import FlatModel
 from byz_gym.sim.scenario import Scenario
 from byz_gym.sim.tasks import make_task
@@ -128,7 +129,7 @@ class _StackedMLP:
     def logits(self, thetas: Tensor, x: Tensor) -> Tensor:
         """``[k, m, classes]``: the network at each row of ``thetas`` ``[k, d]`` on ``x`` ``[m, in]``."""
         thetas_np = _numpy(thetas)
-        with np.errstate(all="ignore"):
+        with one_blas_thread(), np.errstate(all="ignore"):
             logits = self._logits(lambda part: thetas_np[:, part], thetas_np.shape[0], _numpy(x))
         return torch.from_numpy(np.ascontiguousarray(logits.transpose(0, 2, 1)))
 
@@ -146,7 +147,10 @@ class _StackedMLP:
     def _mean_losses(self, parameters: Any, k: int, x: Tensor, y: Tensor) -> Tensor:
         if k == 0:
             return torch.zeros(0)
-        with np.errstate(all="ignore"):  # attackers' Inf and enormous rows overflow; the loss says so
+        with (
+            one_blas_thread(),
+            np.errstate(all="ignore"),
+        ):  # attackers' Inf and enormous rows overflow; the loss says so
             losses = _cross_entropy(self._logits(parameters, k, _numpy(x)), _numpy(y), axis=1).mean(axis=1)
         return torch.from_numpy(losses.astype(np.float32, copy=False))
 
@@ -170,7 +174,7 @@ class _StackedMLP:
 
     def loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
         """Mean cross-entropy at one θ (plain matrix products, no batching)."""
-        with np.errstate(all="ignore"):
+        with one_blas_thread(), np.errstate(all="ignore"):
             logits, _ = self._forward(_numpy(theta), _numpy(x))
             return torch.tensor(_cross_entropy(logits, _numpy(y), axis=1).mean())
 
@@ -192,7 +196,7 @@ class _StackedMLP:
         """Mean cross-entropy at one θ and its gradient (backpropagation written out)."""
         theta_np, x_np, y_np = _numpy(theta), _numpy(x), _numpy(y)
         m = y_np.shape[0]
-        with np.errstate(all="ignore"):
+        with one_blas_thread(), np.errstate(all="ignore"):
             logits, outputs = self._forward(theta_np, x_np)
             loss = _cross_entropy(logits, y_np, axis=1).mean()
             upstream = np.exp(logits - logits.max(axis=1, keepdims=True))

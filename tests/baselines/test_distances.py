@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import baselines
-from byz_gym.sim.geometry import _numpy_blas, _one_blas_thread, finite_rows, gram, pairwise_sq_distances
+from byz_gym.sim.geometry import _numpy_blas, finite_rows, gram, one_blas_thread, pairwise_sq_distances
 
 
 def exact(grads: torch.Tensor) -> torch.Tensor:
@@ -90,10 +90,17 @@ def test_every_rule_accepts_one_shared_matrix() -> None:
 def test_gram_runs_numpy_blas_on_one_thread_and_restores_it():
     libraries = _numpy_blas().lib_controllers
     before = [library.get_num_threads() for library in libraries]
-    with _one_blas_thread():
+    with one_blas_thread():
         assert all(library.get_num_threads() == 1 for library in libraries)
     assert [library.get_num_threads() for library in libraries] == before
     rows = torch.randn(6, 40, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(gram(rows), rows @ rows.T, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(gram(rows, rows[:2]), rows @ rows[:2].T, rtol=1e-5, atol=1e-5)  # the thin path
-    assert [library.get_num_threads() for library in libraries] == before
+    threads = torch.get_num_threads()
+    try:
+        for torch_threads in (1, 2):  # NumPy's BLAS on one torch thread, torch's own product on more
+            torch.set_num_threads(torch_threads)
+            torch.testing.assert_close(gram(rows), rows @ rows.T, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(gram(rows, rows[:2]), rows @ rows[:2].T, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(gram(rows, rows[:5]), rows @ rows[:5].T, rtol=1e-5, atol=1e-5)
+            assert [library.get_num_threads() for library in libraries] == before
+    finally:
+        torch.set_num_threads(threads)

@@ -215,3 +215,27 @@ def test_a_feature_subset_is_the_same_numbers_as_those_columns_of_the_full_set(s
     assert rows.shape == (10, len(names))
     torch.testing.assert_close(rows, full_rows[:, columns], rtol=0, atol=0)
     torch.testing.assert_close(global_, full_global, rtol=0, atol=0)
+
+
+def test_the_numpy_fast_path_runs_blas_on_one_thread(sim, monkeypatch):
+    """NumPy's BLAS threads beside torch's on the same cores made env steps twice as slow."""
+    from threadpoolctl import threadpool_limits
+
+    from byz_gym.sim import simulator
+    from byz_gym.sim.geometry import _numpy_blas
+
+    libraries = _numpy_blas().lib_controllers
+    seen = []
+    relu, derivative = simulator._ACTIVATIONS[nn.ReLU]
+
+    def recording_relu(h):
+        seen.append(max(library.get_num_threads() for library in libraries))
+        return relu(h)
+
+    monkeypatch.setitem(simulator._ACTIVATIONS, nn.ReLU, (recording_relu, derivative))
+    state = sim.reset(0)
+    with threadpool_limits(limits=2, user_api="blas"):
+        sim.qv_probe(state, state.submissions)
+        sim.qv_losses_at(state, state.theta[None])
+        assert max(library.get_num_threads() for library in libraries) == 2
+    assert len(seen) == 3 and set(seen) == {1}
