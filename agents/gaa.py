@@ -54,6 +54,7 @@ __all__ = [
     "normalized_entropy",
     "optimizer_step",
     "round_term",
+    "unobserved_features",
 ]
 
 UNITS = ("equivariant", "paper")
@@ -74,6 +75,13 @@ def _feature_names(names: Sequence[str]) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown feature(s) {unknown} in ignore_features; choose among {_SCORED_FEATURES}")
     return tuple(dict.fromkeys(names))
+
+
+def unobserved_features(worker_features: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The ``ignore_features`` of a unit that reads only what an env with ``features=worker_features``
+    observes (``()`` for the full observation)."""
+    observed = resolve_worker_features(worker_features)
+    return tuple(name for name in _SCORED_FEATURES if name not in observed)
 
 
 def _all_columns(per_worker: Tensor, names: Sequence[str]) -> Tensor:
@@ -422,7 +430,8 @@ class GAAPolicy(Policy):
     path: a folder written by ``GAA.save`` / ``byz-gym train --algo gaa``: act frozen.
     online: train ψ during the run (default: only when no ``path`` is given).
     unit, hidden, standardize, credit_input, max_logit, layer_norm, ignore_features, seed: the new
-        agent's architecture (see ``GAA``).
+        agent's architecture (see ``GAA``); ``ignore_features`` defaults to what the env does not
+        observe (nothing on the full observation, the three costly features on ``features="compact"``).
     entropy_bonus: η of the per-round term −η·H(α_t)/log n (0 is the paper's loss).
     segment_length, gamma: Algorithm 1's T and γ. agent_learning_rate: Adam's step size on ψ.
     weight_decay: AdamW's decoupled weight decay on ψ (0: plain Adam).
@@ -452,7 +461,7 @@ class GAAPolicy(Policy):
         weight_decay: float = 0.0,
         episodes: int = 5,
         layer_norm: bool | None = None,
-        ignore_features: Sequence[str] = (),
+        ignore_features: Sequence[str] | None = None,
         seed: int = 0,
     ) -> None:
         check_training_options(
@@ -475,7 +484,7 @@ class GAAPolicy(Policy):
             credit_input=credit_input,
             max_logit=max_logit,
             layer_norm=layer_norm,
-            ignore_features=_feature_names(ignore_features),
+            ignore_features=None if ignore_features is None else _feature_names(ignore_features),
             seed=int(seed),
         )
         self.entropy_bonus = float(entropy_bonus)
@@ -492,7 +501,10 @@ class GAAPolicy(Policy):
         self._env = env
         n = env.sim.n_workers
         if self.agent is None:
-            self.agent = GAA(n_workers=n, **self.architecture)
+            architecture = dict(self.architecture)
+            if architecture["ignore_features"] is None:
+                architecture["ignore_features"] = unobserved_features(getattr(env, "worker_features", None))
+            self.agent = GAA(n_workers=n, **architecture)
         if self.agent.state_mode != "features":
             raise ValueError("GAAPolicy runs agents with state='features' (the env's observation)")
         self._observed = self.agent.check_observed(getattr(env, "worker_features", None))

@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 
-from agents.gaa import GAA
+from agents.gaa import GAA, unobserved_features
 from agents.gaa_trainer import detach_state, rollout_segment
 from byz_gym.sim.features import FEATURE_SETS
 from byz_gym.sim.scenario import AttackSpec, Scenario
@@ -52,7 +52,6 @@ __all__ = [
     "bench_gaa",
     "build_scenario",
     "build_simulator",
-    "ignored_features",
     "measure_env_steps",
     "measure_rounds",
 ]
@@ -81,12 +80,6 @@ def build_scenario(
     )
 
 
-def ignored_features(features: str) -> list[str]:
-    """The ``ignore_features`` of a GAA agent that reads only the env's feature set ``features``."""
-    kept = FEATURE_SETS[features]
-    return [name for name in FEATURE_SETS["full"][:-1] if name not in kept]
-
-
 def build_simulator(**sizes: Any) -> Simulator:
     """The benchmark's simulator (``build_scenario`` arguments)."""
     return Simulator(build_scenario(**sizes))
@@ -111,7 +104,7 @@ def measure_rounds(
     """Median seconds per round of each kind of round (``ROUNDS``) and of each part of GAA's extra
     cost (``BREAKDOWN``, plus ``other``). Every kind runs ``ceil(rounds / T)`` timed blocks of T
     rounds after ``warmup`` untimed ones, block by block in turn. The agents read the feature set
-    ``features`` (see ``ignored_features``). Also returns ``"dim"`` (d) and ``"n"``."""
+    ``features`` (see ``agents.gaa.unobserved_features``). Also returns ``"dim"`` (d) and ``"n"``."""
     if segment_length < 1 or rounds < 1 or warmup < 0:
         raise ValueError(
             f"need segment_length >= 1, rounds >= 1, warmup >= 0; got {segment_length}, {rounds}, {warmup}"
@@ -126,7 +119,7 @@ def measure_rounds(
     )
     T = segment_length
     uniform = torch.full((n,), 1.0 / n)
-    ignored = ignored_features(features)
+    ignored = list(unobserved_features(features))
     agent = GAA("equivariant", n_workers=n, ignore_features=ignored)
     optimizer = torch.optim.Adam(agent.parameters(), lr=agent_learning_rate)
     frozen = GAA("equivariant", n_workers=n, ignore_features=ignored)
@@ -241,7 +234,7 @@ def measure_env_steps(*, rounds: int = 50, warmup: int = 5, features: str = "ful
     n = scenario.n_workers
     envs = {name: ByzantineAggregationEnv(scenario, features=features) for name in ("mean", "gaa_env")}
     last = {name: env.reset(seed=0) for name, env in envs.items()}
-    policy = make_policy("gaa", episodes=1, ignore_features=ignored_features(features))
+    policy = make_policy("gaa", episodes=1, ignore_features=list(unobserved_features(features)))
     policy.reset(envs["gaa_env"], 0)
     uniform = np.full(n, 1.0 / n)
     times: dict[str, list[float]] = {name: [] for name in envs}

@@ -105,7 +105,7 @@ def train_gaa_run(
     from ``seed``. The folder gets ``gaa_config.json`` and ``gaa_weights.pt`` (``GAA.save``) and
     ``config.json``, each replaced atomically. Returns the folder.
     """
-    from agents.gaa import GAA
+    from agents.gaa import GAA, unobserved_features
     from agents.gaa_trainer import GAATrainer
     from agents.sb3 import default_run_dir
 
@@ -124,7 +124,10 @@ def train_gaa_run(
     else:
         episodes = int(episodes_hp) if episodes_hp is not None else 5
     seeds = [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(episodes)]
+    observed = dict(env_kwargs or {}).get("features")
+    agent_kwargs.setdefault("ignore_features", unobserved_features(observed))  # read what the env observes
     agent = GAA(agent_kwargs.pop("unit", "equivariant"), n_workers=scenario.n_workers, seed=int(seed), **agent_kwargs)
+    agent.check_observed(observed)
     try:
         trainer = GAATrainer(scenario, agent, episodes=episodes, seeds=seeds, **hp)
     except TypeError as error:  # an unknown trainer keyword

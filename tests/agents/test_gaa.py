@@ -426,9 +426,43 @@ def test_a_gaa_that_ignores_the_expensive_features_acts_alike_on_the_full_and_co
         for features in ("full", "compact")
     ]
     assert results[0].credits == results[1].credits and len(results[0].credits) == 4
+    GAA(seed=3).save(tmp_path / "full")  # reads every feature
+    compact = {"n_workers": 6, "features": "compact"}
     with pytest.raises(
         ValueError, match=r"reads \['cos_median', 'qv_loss_change', 'distance_score'\].*features='full'"
     ):
-        run_episode(
-            "ByzGym/Digits-v0", make_policy("gaa"), rounds=1, env_kwargs={"n_workers": 6, "features": "compact"}
+        run_episode("ByzGym/Digits-v0", make_policy("gaa", path=str(tmp_path / "full")), rounds=1, env_kwargs=compact)
+    with pytest.raises(ValueError, match="does not observe"):
+        run_episode("ByzGym/Digits-v0", make_policy("gaa", ignore_features=[]), rounds=1, env_kwargs=compact)
+
+
+def test_a_new_gaa_reads_what_the_env_observes():
+    policy = make_policy("gaa", episodes=1, segment_length=2)
+    run_episode("ByzGym/Digits-v0", policy, rounds=2, env_kwargs={"n_workers": 6, "features": "compact"})
+    assert policy.agent.ignore_features == tuple(EXPENSIVE) and policy.optimizer_steps == 1
+    policy = make_policy("gaa", episodes=1)
+    run_episode("ByzGym/Digits-v0", policy, rounds=1, env_kwargs={"n_workers": 6})
+    assert policy.agent.ignore_features == ()
+
+
+def test_train_gaa_run_builds_an_agent_for_the_envs_features(tmp_path):
+    from byz_gym.experiments import train_gaa_run
+
+    env_kwargs = {"n_workers": 5, "horizon": 4, "features": "compact"}
+    run_dir = train_gaa_run(
+        "ByzGym/Digits-v0",
+        4,
+        env_kwargs=env_kwargs,
+        hyperparams={"segment_length": 2},
+        out_dir=tmp_path / "run",
+        progress=False,
+    )
+    assert GAA.load(run_dir).ignore_features == tuple(EXPENSIVE)
+    with pytest.raises(ValueError, match="does not observe"):
+        train_gaa_run(
+            "ByzGym/Digits-v0",
+            4,
+            env_kwargs=env_kwargs,
+            hyperparams={"ignore_features": [], "segment_length": 2},
+            out_dir=tmp_path / "bad",
         )
