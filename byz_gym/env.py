@@ -95,8 +95,9 @@ class ByzantineAggregationEnv(gym.Env):
     ## Episode End
 
     1. Termination: θ or the QV loss becomes non-finite (``info["termination_reason"]`` says which).
-    2. Truncation: ``max_episode_steps`` rounds (registered as the scenario's ``horizon``; pass
-       ``gym.make(id, max_episode_steps=N, horizon=N)`` to change both).
+    2. Truncation: at the scenario's ``horizon`` (``gym.make(id, horizon=N)``; the registered
+       ``max_episode_steps`` is the preset's horizon and truncates too, so pass both to run longer
+       than the preset: ``gym.make(id, horizon=500, max_episode_steps=500)``).
 
     ## Information
 
@@ -155,7 +156,9 @@ class ByzantineAggregationEnv(gym.Env):
 
     ## Version History
 
-    - v0: initial release (the ``features`` option came later; its default keeps the v0 observation).
+    - v0: initial release. Later, without changing the default observation or dynamics: the
+      ``features`` option, and truncation at the scenario's ``horizon`` by the env itself (before,
+      only the registered ``max_episode_steps`` truncated, so ``horizon=N`` alone did not shorten episodes).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -294,7 +297,8 @@ class ByzantineAggregationEnv(gym.Env):
             self._test_accuracy = (self.sim.test_accuracy(next_state), t)
         info = self._info(credit, state.byzantine_mask, qv_before, qv_after, reason)
         info["byzantine_mask"] = next_state.byzantine_mask.numpy().copy()
-        return self._observation(), float(reward), bool(reason), False, info
+        truncated = not reason and t >= self.scenario.horizon  # the scenario's horizon ends the episode
+        return self._observation(), float(reward), bool(reason), truncated, info
 
     def _observation(self) -> np.ndarray:
         """Round t's observation; also caches f_B(θ_t) for the reward of the coming step."""

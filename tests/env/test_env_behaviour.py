@@ -252,3 +252,13 @@ def test_compact_env_passes_the_gymnasium_checker():
     from gymnasium.utils.env_checker import check_env
 
     check_env(make_small("ByzGym/Digits-v0", features=["cos_qv", "distance_score"]).unwrapped)
+
+
+def test_the_scenario_horizon_truncates_the_episode_without_a_matching_time_limit():
+    env = gym.make("ByzGym/Digits-v0", n_workers=6, horizon=3)  # the registered TimeLimit stays 300
+    env.reset(seed=0)
+    flags = [env.step(env.action_space.sample())[2:4] for _ in range(3)]
+    assert flags == [(False, False), (False, False), (False, True)]
+    env = gym.make("ByzGym/Digits-v0", n_workers=6, horizon=12, max_episode_steps=2)  # the shorter one wins
+    env.reset(seed=0)
+    assert [env.step(env.action_space.sample())[3] for _ in range(2)] == [False, True]
