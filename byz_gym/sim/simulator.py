@@ -66,11 +66,11 @@ _ACTIVATIONS: dict[type[nn.Module], tuple[Any, Any]] = {
 }
 
 
-def _cross_entropy(logits: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
-    """Per-sample cross-entropy of ``logits`` whose classes lie along ``axis`` (1 or 2 of a 3-d
-    array, 1 of a 2-d one), with the label's logit picked by ``y``: log Σ exp(z) − z_y."""
-    top = logits.max(axis=axis, keepdims=True)
-    log_norm = np.log(np.exp(logits - top).sum(axis=axis)) + top.squeeze(axis)
+def _cross_entropy(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-sample cross-entropy log Σ exp(z) − z_y of ``logits`` ``[m, classes]`` or
+    ``[k, classes, m]`` (classes along axis 1) with labels ``y`` ``[m]``: ``[m]`` or ``[k, m]``."""
+    top = logits.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(logits - top).sum(axis=1)) + top.squeeze(1)
     m = y.shape[0]
     if logits.ndim == 2:
         return log_norm - logits[np.arange(m), y]
@@ -147,11 +147,9 @@ class _StackedMLP:
     def _mean_losses(self, parameters: Any, k: int, x: Tensor, y: Tensor) -> Tensor:
         if k == 0:
             return torch.zeros(0)
-        with (
-            one_blas_thread(),
-            np.errstate(all="ignore"),
-        ):  # attackers' Inf and enormous rows overflow; the loss says so
-            losses = _cross_entropy(self._logits(parameters, k, _numpy(x)), _numpy(y), axis=1).mean(axis=1)
+        # attackers' Inf and enormous rows overflow: the loss says so (NaN or Inf), no warning
+        with one_blas_thread(), np.errstate(all="ignore"):
+            losses = _cross_entropy(self._logits(parameters, k, _numpy(x)), _numpy(y)).mean(axis=1)
         return torch.from_numpy(losses.astype(np.float32, copy=False))
 
     def _logits(self, parameters: Any, k: int, x: np.ndarray) -> np.ndarray:
@@ -176,7 +174,7 @@ class _StackedMLP:
         """Mean cross-entropy at one θ (plain matrix products, no batching)."""
         with one_blas_thread(), np.errstate(all="ignore"):
             logits, _ = self._forward(_numpy(theta), _numpy(x))
-            return torch.tensor(_cross_entropy(logits, _numpy(y), axis=1).mean())
+            return torch.tensor(_cross_entropy(logits, _numpy(y)).mean())
 
     def _forward(self, theta: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """Logits ``[m, classes]`` at one θ and each layer's output (for the backward pass)."""
@@ -198,7 +196,7 @@ class _StackedMLP:
         m = y_np.shape[0]
         with one_blas_thread(), np.errstate(all="ignore"):
             logits, outputs = self._forward(theta_np, x_np)
-            loss = _cross_entropy(logits, y_np, axis=1).mean()
+            loss = _cross_entropy(logits, y_np).mean()
             upstream = np.exp(logits - logits.max(axis=1, keepdims=True))
             upstream /= upstream.sum(axis=1, keepdims=True)
             upstream[np.arange(m), y_np] -= 1
