@@ -36,7 +36,12 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="train once with one policy choosing the credit each round")
     run.add_argument("--env", default="ByzGym/Digits-v0", help="registered env id (see `byz-gym list`)")
-    run.add_argument("--env-kwargs", type=_json_object, default={}, help="JSON object of Scenario overrides")
+    run.add_argument(
+        "--env-kwargs",
+        type=_json_object,
+        default={},
+        help="JSON object of env keywords: Scenario fields, features, temperature, ...",
+    )
     run.add_argument("--policy", default="uniform", help="policy name (see `byz-gym list`)")
     run.add_argument("--policy-kwargs", type=_json_object, default={}, help="JSON object of policy parameters")
     run.add_argument("--seed", type=int, default=0)
@@ -76,7 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--normalize", action="store_true", default=None, help="VecNormalize observations and rewards")
     train.add_argument("--tensorboard", default=None, help="tensorboard log folder (needs tensorboard)")
     train.add_argument("--out", default=None, help="run folder (default: runs/<algo>/<env-name>_s<seed>)")
-    train.add_argument("--env-kwargs", type=_json_object, default={}, help="JSON object of Scenario overrides")
+    train.add_argument(
+        "--env-kwargs",
+        type=_json_object,
+        default={},
+        help="JSON object of env keywords: Scenario fields, features, temperature, ...",
+    )
     train.add_argument(
         "--hyperparams",
         type=_json_object_or_path,
@@ -91,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seeds", type=int, nargs="+", default=[0])
     evaluate.add_argument("--episodes", type=int, default=1, help="episodes per seed")
     evaluate.add_argument(
-        "--env-kwargs", type=_json_object, default=None, help="JSON object of Scenario overrides (default: training's)"
+        "--env-kwargs", type=_json_object, default=None, help="JSON object of env keywords (default: training's)"
     )
     evaluate.add_argument("--json", action="store_true", help="print the result as one JSON object (last line)")
 

@@ -38,7 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="ByzGym/Digits-Majority-v0", help="a registered byz-gym id")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the same seeds for every policy")
-    parser.add_argument("--env-kwargs", type=json.loads, default={}, help="JSON Scenario overrides")
+    parser.add_argument(
+        "--env-kwargs", type=json.loads, default={}, help="JSON env keywords: Scenario fields, features, ..."
+    )
     parser.add_argument("--workers", type=int, default=1, help="parallel processes for the runs")
     parser.add_argument("--out", default="runs/compare", help="folder for results.jsonl and accuracy.png")
     parser.add_argument("--ppo", default=None, help="a saved SB3 PPO run folder (or model zip)")

@@ -13,8 +13,8 @@ Run it::
     python examples/train_ppo.py --timesteps 4800 --n-envs 2 \\
         --env-kwargs '{"n_workers": 10, "horizon": 50}' --hyperparams '{"n_steps": 100, "batch_size": 100}'
 
-``--env-kwargs`` overrides Scenario fields for training and evaluation alike (a ``horizon`` also sets
-the time limit); ``--hyperparams`` overrides entries of the YAML. The run folder is printed; play it
+``--env-kwargs`` sets env keywords (Scenario fields, ``features``) for training and evaluation alike
+(a ``horizon`` also sets the time limit); ``--hyperparams`` overrides entries of the YAML. The run folder is printed; play it
 back later with ``byz-gym run --policy sb3:RUN_DIR`` or compare it with ``examples/compare_policies.py``.
 """
 
@@ -36,7 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timesteps", type=int, default=None, help="env steps (default: the YAML's n_timesteps)")
     parser.add_argument("--seed", type=int, default=0, help="seeds PPO and the training envs")
     parser.add_argument("--eval-seeds", type=int, nargs="+", default=[0, 1, 2], help="one episode per seed")
-    parser.add_argument("--env-kwargs", type=json.loads, default={}, help="JSON Scenario overrides")
+    parser.add_argument(
+        "--env-kwargs", type=json.loads, default={}, help="JSON env keywords: Scenario fields, features, ..."
+    )
     parser.add_argument(
         "--train-horizon", type=int, default=None, help="rounds per training episode (evaluation: the env's own)"
     )
