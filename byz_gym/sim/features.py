@@ -92,7 +92,12 @@ def resolve_worker_features(features: str | Sequence[str] | None) -> tuple[str, 
                 f"from {list(WORKER_FEATURE_NAMES)}"
             )
         return FEATURE_SETS[features]
-    names = list(features)
+    try:
+        names = list(features)
+    except TypeError:
+        raise ValueError(
+            f"features must be a feature set name {sorted(FEATURE_SETS)} or a list of names, got {features!r}"
+        ) from None
     unknown = [name for name in names if name not in WORKER_FEATURE_NAMES]
     if unknown or not names:
         raise ValueError(

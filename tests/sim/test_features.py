@@ -195,6 +195,10 @@ def test_feature_sets_resolve_to_names_in_table_order():
         resolve_worker_features(["cos_mode"])
     with pytest.raises(ValueError, match="at least one"):
         resolve_worker_features([])
+    with pytest.raises(ValueError, match="a feature set name.*or a list of names, got 7"):
+        resolve_worker_features(7)
+    with pytest.raises(ValueError, match="at least one per-worker feature"):
+        resolve_worker_features([None])
 
 
 @pytest.mark.parametrize("poison", [None, float("nan"), 1e30])
