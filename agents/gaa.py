@@ -41,7 +41,13 @@ from torch import Tensor, nn
 
 from byz_gym.io import atomic_write_bytes, write_json
 from byz_gym.policy import Decision, Policy, RoundInput, register_policy
-from byz_gym.sim.features import GLOBAL_FEATURES, WORKER_FEATURES, resolve_worker_features, round_features
+from byz_gym.sim.features import (
+    GLOBAL_FEATURES,
+    WORKER_FEATURE_NAMES,
+    WORKER_FEATURES,
+    resolve_worker_features,
+    round_features,
+)
 from byz_gym.sim.simulator import SimState, Simulator
 
 __all__ = [
@@ -63,8 +69,7 @@ CREDIT_INPUTS = ("linear", "log")
 DEFAULT: Any = object()  # "the unit's own default" for options where None means "off"
 N_WORKER_FEATURES = len(WORKER_FEATURES)  # the last one is the previous credit
 N_GLOBAL_FEATURES = len(GLOBAL_FEATURES)
-_ALL_FEATURES = [feature.name for feature in WORKER_FEATURES]
-_SCORED_FEATURES = _ALL_FEATURES[:-1]  # the unit's own credit replaces the last (previous_credit)
+_SCORED_FEATURES = WORKER_FEATURE_NAMES[:-1]  # the unit's own credit replaces the last (previous_credit)
 
 
 def _feature_names(names: Sequence[str]) -> tuple[str, ...]:
@@ -73,7 +78,7 @@ def _feature_names(names: Sequence[str]) -> tuple[str, ...]:
         names = [names]
     unknown = [name for name in names if name not in _SCORED_FEATURES]
     if unknown:
-        raise ValueError(f"unknown feature(s) {unknown} in ignore_features; choose among {_SCORED_FEATURES}")
+        raise ValueError(f"unknown feature(s) {unknown} in ignore_features; choose among {list(_SCORED_FEATURES)}")
     return tuple(dict.fromkeys(names))
 
 
@@ -90,7 +95,7 @@ def _all_columns(per_worker: Tensor, names: Sequence[str]) -> Tensor:
     if len(names) == N_WORKER_FEATURES:
         return per_worker
     full = per_worker.new_zeros(per_worker.shape[0], N_WORKER_FEATURES)
-    full[:, [_ALL_FEATURES.index(name) for name in names]] = per_worker
+    full[:, [WORKER_FEATURE_NAMES.index(name) for name in names]] = per_worker
     return full
 
 
