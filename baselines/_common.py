@@ -322,7 +322,8 @@ def coordinate_sort(grads: Tensor) -> Tensor:
 def sorted_columns(grads: Tensor) -> np.ndarray:
     """``[d, n]`` numpy array: column k of ``grads`` sorted ascending in row k, NaN read as +inf
     (numpy sorts NaN last, so only the last entries need a look)."""
-    columns = np.sort(np.ascontiguousarray(grads.detach().numpy().T), axis=1)
+    columns = np.array(grads.detach().numpy().T, order="C")  # a copy, sorted in place (one 5 MB copy less)
+    columns.sort(axis=1)
     if np.isnan(columns[:, -1]).any():
         np.nan_to_num(columns, copy=False, nan=np.inf, posinf=np.inf, neginf=-np.inf)
     return columns

@@ -8,6 +8,10 @@ machine noise hits them alike; the ratio is the number to compare across machine
 It is measured for each observation feature set (``--features``, default both ``full`` and
 ``compact``): the compact set skips the median, the distances and the n one-step QV losses.
 
+A floor is printed too: after each step the same observation is computed again a few times, caches
+warm (inside a step it follows the worker gradients and runs slower); its time over a raw round
+bounds from below what an env.step computing that observation with this code can cost.
+
 The breakdown wraps the env's own calls (``sim.apply``, ``env._observation``, ``sim.test_accuracy``)
 with timers while ``env.step`` runs; what is left is the reward, the divergence checks and the info.
 
@@ -44,6 +48,7 @@ BREAKDOWN = {
 }
 
 QUICK = {"n_workers": 6, "rounds": 3, "warmup": 1}
+WARM_REPEATS = 3  # back-to-back observations after each step, for the floor (caches warm)
 
 
 def _timed(fn: Callable[..., Any], bucket: list[float]) -> Callable[..., Any]:
@@ -70,7 +75,9 @@ def measure_steps(
 
     Returns ``raw`` and ``step`` (medians over ``rounds`` after ``warmup``), ``ratio`` (their
     quotient), ``breakdown`` (mean seconds per step of each part in ``BREAKDOWN``; they sum to the
-    mean step time), ``raw_mean``/``step_mean`` and the sizes ``n``, ``dim``, ``rounds``.
+    mean step time), ``observation_warm`` (median seconds of the observation computed again right
+    after it, caches warm: the floor), ``raw_mean``/``step_mean`` and the sizes ``n``, ``dim``,
+    ``rounds``.
     """
     env = gym.make(env_id, disable_env_checker=True, **env_kwargs).unwrapped
     sim = env.sim
@@ -86,6 +93,7 @@ def measure_steps(
 
     raw: list[float] = []
     step: list[float] = []
+    warm: list[float] = []
     for k in range(warmup + rounds):
         action = rng.uniform(-1.0, 1.0, env.n_workers).astype(np.float32)
         state = env.sim_state
@@ -102,6 +110,10 @@ def measure_steps(
         step.append(time.perf_counter() - start)
         timed = sum(parts[name][-1] for name in BREAKDOWN if name != "other")
         parts["other"][-1] = step[-1] - timed
+        for _ in range(WARM_REPEATS):  # the same round's observation again (untimed method): caches warm
+            start = time.perf_counter()
+            type(env)._observation(env)
+            warm.append(time.perf_counter() - start)
         if terminated or truncated or env.sim_state.round_index >= env.scenario.horizon:
             env.reset(seed=seed + k + 1)
 
@@ -112,6 +124,7 @@ def measure_steps(
         "raw_mean": statistics.fmean(raw),
         "step_mean": statistics.fmean(step),
         "breakdown": {name: statistics.fmean(values[warmup:]) for name, values in parts.items()},
+        "observation_warm": statistics.median(warm[WARM_REPEATS * warmup :]),
         "n": env.n_workers,
         "dim": sim.dim,
         "rounds": rounds,
@@ -178,6 +191,11 @@ def _report(env_id: str, features: str, threads: int, r: dict[str, Any]) -> None
         value = r["breakdown"][name]
         print(f"  {label:<48} {1000 * value:>7.2f} {value / r['raw_mean']:>6.2f}")
     print(f"  {'total (mean env.step)':<48} {1000 * r['step_mean']:>7.2f} {r['step_mean'] / r['raw_mean']:>6.2f}")
+    warm = r["observation_warm"] / raw
+    print(
+        f"floor: the observation alone, computed again with warm caches, takes {1000 * r['observation_warm']:.2f} ms "
+        f"= {warm:.2f}x raw, so with this feature code no env.step can cost less than {1 + warm:.2f}x raw"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ that machine noise hits them alike (the ratios are the numbers to compare, not t
 - ``gaa_frozen``: inference only: ``round_features``, the agent's forward and ``sim.apply``
   under ``no_grad``.
 
+A floor is printed too: the features computed several times back to back on one round, so that
+caches are warm (in a real round they follow the worker gradients and run slower). Their warm time
+over a mean round's bounds from below what a GAA round reading those features can cost with this code.
+
 The breakdown of what GAA adds to a mean round: ``features`` (``round_features``), ``agent_forward``
 (the recurrent unit, with autograd), ``qv_loss_terms`` (f_B(θ_{t+1}) − f_B(θ_t) with the graph) and
 ``backward`` (``loss.backward()`` + Adam step, per round); ``other`` is what the four leave
@@ -58,6 +62,7 @@ __all__ = [
 
 ROUNDS = ("mean", "gaa", "gaa_frozen")  # the three kinds of round
 BREAKDOWN = ("features", "agent_forward", "qv_loss_terms", "backward")  # parts of GAA's extra cost
+WARM_REPEATS = 5  # back-to-back feature computations per probe; all but the first run with warm caches
 
 
 def build_scenario(
@@ -104,7 +109,8 @@ def measure_rounds(
     """Median seconds per round of each kind of round (``ROUNDS``) and of each part of GAA's extra
     cost (``BREAKDOWN``, plus ``other``). Every kind runs ``ceil(rounds / T)`` timed blocks of T
     rounds after ``warmup`` untimed ones, block by block in turn. The agents read the feature set
-    ``features`` (see ``agents.gaa.unobserved_features``). Also returns ``"dim"`` (d) and ``"n"``."""
+    ``features`` (see ``agents.gaa.unobserved_features``). Also returns ``"features_warm"`` (the
+    features computed back to back on one round, caches warm: the floor), ``"dim"`` (d) and ``"n"``."""
     if segment_length < 1 or rounds < 1 or warmup < 0:
         raise ValueError(
             f"need segment_length >= 1, rounds >= 1, warmup >= 0; got {segment_length}, {rounds}, {warmup}"
@@ -123,7 +129,7 @@ def measure_rounds(
     agent = GAA("equivariant", n_workers=n, ignore_features=ignored)
     optimizer = torch.optim.Adam(agent.parameters(), lr=agent_learning_rate)
     frozen = GAA("equivariant", n_workers=n, ignore_features=ignored)
-    times: dict[str, list[float]] = {name: [] for name in (*ROUNDS, *BREAKDOWN)}
+    times: dict[str, list[float]] = {name: [] for name in (*ROUNDS, *BREAKDOWN, "features_warm")}
 
     def fresh(state: SimState | None) -> SimState:
         """Episode boundaries as in training: restart at the horizon or after a divergence."""
@@ -181,7 +187,11 @@ def measure_rounds(
         current round (what ``rollout_segment`` does besides ``GAA.inputs`` and ``sim.apply``)."""
         state = fresh(states["gaa"])
         alpha = alphas["gaa"].detach()
-        per_worker, global_ = agent.inputs(sim, state, alpha)
+        warm = []
+        for _ in range(WARM_REPEATS):
+            tick = time.perf_counter()
+            per_worker, global_ = agent.inputs(sim, state, alpha)
+            warm.append(time.perf_counter() - tick)
         theta = state.theta.detach().requires_grad_(True)
         forward, terms = [], []
         for _ in range(T):
@@ -195,7 +205,11 @@ def measure_rounds(
             forward.append(tock - tick)
             terms.append(end - tack)
             del term
-        return {"agent_forward": statistics.median(forward), "qv_loss_terms": statistics.median(terms)}
+        return {
+            "agent_forward": statistics.median(forward),
+            "qv_loss_terms": statistics.median(terms),
+            "features_warm": statistics.median(warm[1:]),
+        }
 
     blocks = (mean_block, gaa_block, frozen_block, probe_block)
     for step in range(warmup + math.ceil(rounds / T)):
@@ -321,6 +335,11 @@ def _report(args: argparse.Namespace, sizes: dict[str, Any], features: str) -> N
     for name in (*BREAKDOWN, "other"):
         share = f"{seconds[name] / extra:>9.0%}" if extra > 0 else f"{'-':>9}"
         print(f"{name:<16} {1000 * seconds[name]:>9.2f} {seconds[name] / base:>7.2f} {share}")
+    warm = seconds["features_warm"] / base
+    print(
+        f"floor: the features alone, computed back to back with warm caches, take {1000 * seconds['features_warm']:.2f} ms "
+        f"= {warm:.2f}x mean, so with this feature code no GAA round can cost less than {1 + warm:.2f}x mean"
+    )
     env_seconds = measure_env_steps(**sizes, rounds=args.rounds, features=features)
     print("through the env (every policy pays for the observation features):")
     print(f"{'step':<16} {'ms/round':>9} {'x mean':>7}")

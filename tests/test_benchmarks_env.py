@@ -25,7 +25,7 @@ def test_measure_steps_reports_times_ratio_and_breakdown(bench) -> None:
     assert {"raw", "step", "ratio", "raw_mean", "step_mean", "breakdown", "n", "dim", "rounds"} <= set(result)
     assert result["n"] == 5 and result["dim"] == 2410 and result["rounds"] == 2
     assert set(result["breakdown"]) == set(bench.BREAKDOWN)
-    for key in ("raw", "step", "ratio", "raw_mean", "step_mean"):
+    for key in ("raw", "step", "ratio", "raw_mean", "step_mean", "observation_warm"):
         assert math.isfinite(result[key]) and result[key] > 0, key
     assert result["ratio"] == pytest.approx(result["step"] / result["raw"])
     # The parts (with "other" the remainder) add up to the mean step time.
@@ -46,3 +46,4 @@ def test_main_quick_prints_the_table(bench, capsys: pytest.CaptureFixture[str]) 
     for label in bench.BREAKDOWN.values():
         assert label in out
     assert "total (mean env.step)" in out
+    assert "floor: the observation alone" in out

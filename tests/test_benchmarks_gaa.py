@@ -23,10 +23,10 @@ def bench():
 
 def test_bench_gaa_returns_finite_ratios(bench) -> None:
     ratios = bench.bench_gaa(**TINY, rounds=2, warmup=0, segment_length=2)
-    assert set(ratios) == {*bench.ROUNDS, *bench.BREAKDOWN, "other"}
+    assert set(ratios) == {*bench.ROUNDS, *bench.BREAKDOWN, "other", "features_warm"}
     assert ratios["mean"] == 1.0
     assert all(math.isfinite(value) for value in ratios.values())
-    assert all(ratios[name] > 0 for name in (*bench.ROUNDS, *bench.BREAKDOWN))
+    assert all(ratios[name] > 0 for name in (*bench.ROUNDS, *bench.BREAKDOWN, "features_warm"))
 
 
 def test_measure_rounds_reports_sizes_and_a_consistent_breakdown(bench) -> None:
@@ -55,6 +55,7 @@ def test_main_prints_rounds_and_breakdown(bench, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "d = 42" in out and "x mean" in out
     assert "features='full'" in out and "features='compact'" in out  # both by default
+    assert "floor: the features alone" in out
     for label in ("gaa (training)", "gaa (frozen)", "features", "agent_forward", "backward", "other", "gaa (online)"):
         assert label in out
 

