@@ -281,6 +281,13 @@ class ByzantineAggregationEnv(gym.Env):
 
     def _advance(self, state: SimState, next_state: SimState, credit: np.ndarray):
         qv_before = self._qv_loss  # f_B(θ_t), computed with round t's observation
+        self._state = next_state
+        if np.all(np.isfinite(credit)):
+            self._credit = credit
+        observation = self._observation()  # round t + 1's; replaces the cached QV loss
+        # The reward's forward pass comes right after the observation's QV forward and backward,
+        # whose code and data are then still in cache (it cost 2-4x as much right after the
+        # worker gradients).
         with torch.no_grad():
             qv_after = float(self.sim.qv_losses_at(state, next_state.theta.detach()[None])[0])
         reason = ""
@@ -289,16 +296,13 @@ class ByzantineAggregationEnv(gym.Env):
         elif not np.isfinite(qv_after):
             reason = "non-finite QV loss"
         reward = qv_before - qv_after if not reason else -self.divergence_penalty
-        self._state = next_state
-        if np.all(np.isfinite(credit)):
-            self._credit = credit
         t = next_state.round_index
         if t % self.scenario.eval_every == 0 or t == self.scenario.horizon or reason:
             self._test_accuracy = (self.sim.test_accuracy(next_state), t)
         info = self._info(credit, state.byzantine_mask, qv_before, qv_after, reason)
         info["byzantine_mask"] = next_state.byzantine_mask.numpy().copy()
         truncated = not reason and t >= self.scenario.horizon  # the scenario's horizon ends the episode
-        return self._observation(), float(reward), bool(reason), truncated, info
+        return observation, float(reward), bool(reason), truncated, info
 
     def _observation(self) -> np.ndarray:
         """Round t's observation; also caches f_B(θ_t) for the reward of the coming step."""

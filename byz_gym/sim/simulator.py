@@ -243,7 +243,7 @@ class Simulator:
         self.n_workers = scenario.n_workers
         self.n_byzantine = scenario.n_byzantine
         self.dim = self.model.dim
-        self._qv_batch_cache: tuple[tuple[int, int], tuple[Tensor, Tensor]] | None = None
+        self._qv_batches: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}  # the latest two, by (seed, t)
         self._build_transforms()
 
     def _build_transforms(self) -> None:
@@ -255,7 +255,7 @@ class Simulator:
     def __getstate__(self) -> dict[str, Any]:  # torch.func transforms do not pickle; rebuild them
         state = self.__dict__.copy()
         del state["_per_worker_grad"], state["_losses_at"], state["_mlp"]
-        state["_qv_batch_cache"] = None
+        state["_qv_batches"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -370,16 +370,20 @@ class Simulator:
     def qv_batch(self, state: SimState) -> tuple[Tensor, Tensor]:
         """The server's QV batch B of round t, drawn from the QV pool.
 
-        A function of ``(seed, t)`` only; the latest batch is cached because the env reads it
-        several times per round (features, reward). Treat the returned tensors as read-only."""
+        A function of ``(seed, t)`` only. The latest two batches are cached: an env step reads
+        round t's (the reward) and round t + 1's (the observation), in turn. Treat the returned
+        tensors as read-only."""
         key = (state.seed, state.round_index)
-        if self._qv_batch_cache is not None and self._qv_batch_cache[0] == key:
-            return self._qv_batch_cache[1]
+        cached = self._qv_batches.get(key)
+        if cached is not None:
+            return cached
         pool = self.task.qv_y.shape[0]
         size = min(self.scenario.qv_batch_size, pool)
         index = torch.randperm(pool, generator=round_generator(state.seed, state.round_index, _STREAM_QV))[:size]
         batch = (self.task.qv_x[index], self.task.qv_y[index])
-        self._qv_batch_cache = (key, batch)
+        if len(self._qv_batches) >= 2:
+            del self._qv_batches[next(iter(self._qv_batches))]  # the oldest
+        self._qv_batches[key] = batch
         return batch
 
     def qv_loss(self, state: SimState, theta: Tensor | None = None) -> Tensor:
