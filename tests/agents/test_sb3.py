@@ -119,7 +119,7 @@ def test_packaged_hyperparameters_cover_every_env_id(algo):
     for env_id in byz_gym.registered_env_ids():
         hp = load_hyperparams(algo, env_id)
         spec = training_spec(algo, hp, action_space)
-        assert spec.n_timesteps and spec.n_timesteps >= 10_000
+        assert spec.n_timesteps and spec.n_timesteps >= 5_000  # the measured budgets: 6k (SAC, TD3) to 24k (A2C)
         assert 0.5 <= spec.algo_kwargs["gamma"] <= 0.99
         assert spec.policy.__name__.startswith("WorkerSet")
         assert spec.policy_kwargs["features_extractor_kwargs"]["hidden"] > 0
@@ -272,14 +272,15 @@ def test_subproc_spawn_envs_match_dummy_envs():
         subproc.close()
 
 
-@pytest.mark.parametrize(("algo", "credit_below"), [("ppo", 0.2), ("a2c", 0.1)])
+@pytest.mark.parametrize(("algo", "credit_below"), [("ppo", 0.2), ("a2c", 0.1), ("sac", 0.1), ("td3", 0.1)])
 def test_the_shipped_hyperparameters_learn_to_silence_a_byzantine_majority(tmp_path, algo, credit_below):
     """The learnability guard (docs/sb3.md has the full 300-round, 5-seed studies): 1,200 steps of the
     shipped entry on 20-round episodes at n = 10, β = 0.7, played back for 60 rounds on an unseen
     seed. Uniform credit gives attackers 0.7. PPO: before the env's temperature and PPO's discount
     were fixed, 10k steps left them 0.65–0.87; measured after 1,200 steps: 0.04–0.08 over three
     seeds. A2C: 0.00 on three seeds; the earlier entry (γ = 0.95, 8 envs × 20 steps, lr 7e-4) left
-    them 0.20–0.32."""
+    them 0.20–0.32. SAC: 0.001–0.002 and TD3: 0.00 on three seeds (the earlier entries started
+    learning only after 1,000 steps)."""
     env_kwargs = {"n_workers": 10, "horizon": 20, "eval_every": 20}
     train_sb3(algo, "ByzGym/Digits-Majority-v0", 1200, seed=0, env_kwargs=env_kwargs, out_dir=tmp_path, progress=False)
     playback = {**env_kwargs, "horizon": 60}
