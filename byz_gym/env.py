@@ -77,7 +77,7 @@ class ByzantineAggregationEnv(gym.Env):
     ``features="compact"`` observes only ``log_norm``, ``cos_mean``, ``cos_qv`` and
     ``previous_credit`` (``Box((4n + 3,))``, the same numbers as those columns of the full
     observation) and skips computing the median, the distances and the n one-step QV losses: a
-    step then costs about 1.3x a simulator round instead of 1.6x (``benchmarks/bench_env.py``). A
+    step then costs about 1.25-1.3x a simulator round instead of 1.5x (``benchmarks/bench_env.py``). A
     list of names picks any subset; columns keep the order of the table. ``env.unwrapped.worker_features``
     names the observed columns.
 

@@ -72,7 +72,7 @@ GLOBAL_FEATURES: tuple[Feature, ...] = (
 WORKER_FEATURE_NAMES: tuple[str, ...] = tuple(feature.name for feature in WORKER_FEATURES)
 # Named per-worker feature sets. "compact" leaves out the three that cost most (the coordinate-wise
 # median, the pairwise distances and the n one-step QV losses): on digits an env step then costs
-# about 1.3x a simulator round instead of 1.6x (docs/env.md), and a GAA agent trained on it loses
+# about 1.25-1.3x a simulator round instead of 1.5x (docs/env.md), and a GAA agent trained on it loses
 # nothing on static attacks and Pretense, 3 points on the adaptive fault (docs/gaa.md, ablation).
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "full": WORKER_FEATURE_NAMES,
